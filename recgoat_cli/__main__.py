@@ -1,0 +1,3 @@
+from recgoat_cli.cli.app import main
+
+main()

@@ -1,0 +1,230 @@
+"""Where artifacts live, how they are written atomically and how they are verified before use.
+
+Layout: ``<workdir>/<dataset>/<stage>/<artifact-id>/`` with ``manifest.json`` and the stage's files, and
+``<workdir>/<dataset>/<stage>/latest`` holding the id of the newest artifact. A stage builds its files in a
+temporary sibling folder with a unique name and renames it into place only when the manifest is written, so
+a crash or a concurrent run never leaves a half-written artifact under a real id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from recgoat_cli.artifacts.manifest import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    Manifest,
+    OutputFile,
+    Upstream,
+    library_versions,
+    now_iso,
+    read_manifest,
+    sha256_file,
+)
+from recgoat_cli.errors import UserError
+
+#: the command that makes each stage's artifact, for "run X first" messages
+MAKER = {
+    "embed": "recgoat embed",
+    "build-graph": "recgoat build-graph",
+    "train": "recgoat train",
+    "evaluate": "recgoat evaluate",
+    "export": "recgoat export",
+}
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    manifest: Manifest
+
+    @property
+    def id(self) -> str:
+        return self.manifest.artifact_id
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+class ArtifactStore:
+    def __init__(self, workdir: Path, dataset: str):
+        self.workdir = Path(workdir)
+        self.dataset = dataset
+        self.root = self.workdir / dataset
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
+    def latest_id(self, stage: str) -> str | None:
+        pointer = self.stage_dir(stage) / "latest"
+        if not pointer.is_file():
+            return None
+        return pointer.read_text(encoding="utf-8").strip() or None
+
+    def list(self, stage: str) -> list[Artifact]:
+        folder = self.stage_dir(stage)
+        if not folder.is_dir():
+            return []
+        found = []
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() and not child.name.startswith(".") and (child / MANIFEST_NAME).is_file():
+                try:
+                    found.append(Artifact(child, read_manifest(child)))
+                except UserError:
+                    continue
+        return sorted(found, key=lambda a: a.manifest.created_at)
+
+    def get(self, stage: str, artifact_id: str | None = None, *, verify: bool = True) -> Artifact:
+        """The artifact ``artifact_id`` (default: latest) of a stage, verified; a user error when missing."""
+        wanted = artifact_id or self.latest_id(stage)
+        if wanted is None:
+            raise UserError(
+                f"no {stage} artifact for dataset '{self.dataset}' under {self.workdir}; "
+                f"run `{MAKER.get(stage, 'recgoat ' + stage)} --dataset {self.dataset}` first."
+            )
+        path = self.stage_dir(stage) / wanted
+        if not path.is_dir():
+            matches = [p for p in self.stage_dir(stage).glob(f"{wanted}*") if p.is_dir() and not p.name.startswith(".")]
+            if len(matches) != 1:
+                raise UserError(
+                    f"{stage} artifact '{wanted}' does not exist under {self.stage_dir(stage)}; "
+                    f"`recgoat show --dataset {self.dataset}` lists the ids."
+                )
+            path = matches[0]
+        artifact = Artifact(path, read_manifest(path))
+        if verify:
+            verify_artifact(artifact)
+        return artifact
+
+    def find_cached(self, stage: str, artifact_id: str) -> Artifact | None:
+        """A complete artifact with this id, when it exists and verifies."""
+        path = self.stage_dir(stage) / artifact_id
+        if not (path / MANIFEST_NAME).is_file():
+            return None
+        artifact = Artifact(path, read_manifest(path))
+        verify_artifact(artifact)
+        return artifact
+
+    def set_latest(self, stage: str, artifact_id: str) -> None:
+        folder = self.stage_dir(stage)
+        tmp = folder / f"{TEMP_PREFIX}latest-{uuid.uuid4().hex}"
+        tmp.write_text(artifact_id + "\n", encoding="utf-8")
+        os.replace(tmp, folder / "latest")
+
+    def ensure_stage_dir(self, stage: str) -> Path:
+        """Create the stage folder, or say plainly that the workdir is not writable."""
+        folder = self.stage_dir(stage)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create {folder} ({exc.strerror}); pass a writable --workdir.") from None
+        if not os.access(folder, os.W_OK):
+            raise UserError(f"{folder} is not writable; pass a writable --workdir.")
+        return folder
+
+    @contextmanager
+    def writer(self, stage: str, artifact_id: str, *, force: bool = False) -> Iterator[Path]:
+        """Yield a fresh temporary folder; on success it becomes ``<stage>/<artifact_id>``.
+
+        The caller writes its files and the manifest (``write_manifest``) into the folder. On any
+        exception, including KeyboardInterrupt, the folder is removed and nothing else changes.
+        """
+        folder = self.ensure_stage_dir(stage)
+        tmp = folder / f"{TEMP_PREFIX}{artifact_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+            self.commit(tmp, stage, artifact_id, force=force)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def commit(self, tmp: Path, stage: str, artifact_id: str, *, force: bool = False) -> None:
+        """Rename a finished folder (manifest written) to ``<stage>/<artifact_id>`` and point ``latest`` at it."""
+        folder = self.stage_dir(stage)
+        if not (tmp / MANIFEST_NAME).is_file():
+            raise RuntimeError(f"stage {stage} finished without writing its manifest")
+        final = folder / artifact_id
+        if final.exists():
+            if not force and (final / MANIFEST_NAME).is_file():
+                # a concurrent run of the same config finished first: keep its artifact
+                shutil.rmtree(tmp)
+                self.set_latest(stage, artifact_id)
+                return
+            trash = folder / f"{TEMP_PREFIX}old-{artifact_id}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        self.set_latest(stage, artifact_id)
+
+
+def describe_outputs(folder: Path, shapes: dict[str, list[int]] | None = None) -> dict[str, OutputFile]:
+    """Hash every regular file under ``folder`` (recursively) except the manifest."""
+    shapes = shapes or {}
+    outputs = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_NAME):
+        name = path.relative_to(folder).as_posix()
+        outputs[name] = OutputFile(sha256=sha256_file(path), bytes=path.stat().st_size, shape=shapes.get(name))
+    return outputs
+
+
+def upstream_entry(artifact: Artifact) -> Upstream:
+    return Upstream(
+        stage=artifact.manifest.stage,
+        artifact_id=artifact.id,
+        manifest_sha256=sha256_file(artifact.path / MANIFEST_NAME),
+    )
+
+
+def write_manifest(
+    folder: Path,
+    *,
+    stage: str,
+    artifact_id: str,
+    dataset: str,
+    config: dict,
+    upstream: list[Artifact] = (),
+    inputs: dict[str, str] | None = None,
+    shapes: dict[str, list[int]] | None = None,
+    seed: int | None = None,
+    summary: dict | None = None,
+) -> Manifest:
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        stage=stage,
+        artifact_id=artifact_id,
+        dataset=dataset,
+        created_at=now_iso(),
+        config=config,
+        upstream=[upstream_entry(a) for a in upstream],
+        inputs=inputs or {},
+        outputs=describe_outputs(folder, shapes),
+        versions=library_versions(),
+        seed=seed,
+        summary=summary or {},
+    )
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest.model_dump(), indent=2, sort_keys=False) + "\n")
+    return manifest
+
+
+def verify_artifact(artifact: Artifact) -> None:
+    """Refuse an artifact whose files were changed, removed or truncated since its manifest was written."""
+    for name, expected in artifact.manifest.outputs.items():
+        path = artifact.path / name
+        if not path.is_file():
+            raise UserError(f"{path} is missing from artifact {artifact.id}; rerun `recgoat {artifact.manifest.stage}` with --force.")
+        if path.stat().st_size != expected.bytes or sha256_file(path) != expected.sha256:
+            raise UserError(
+                f"{path} does not match its manifest (changed or corrupted); "
+                f"rerun `recgoat {artifact.manifest.stage} --dataset {artifact.manifest.dataset} --force`."
+            )

@@ -1,0 +1,95 @@
+"""The ``recgoat`` command: one sub-command per pipeline stage.
+
+Only Typer is imported at start-up; each command imports torch, polars etc. in its body, so
+``recgoat --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+#: options that take several values after one flag (``--k 10 20``); click wants ``--k 10 --k 20``
+MULTI_VALUE_OPTIONS = {"--k", "--seeds", "--fail-below", "--grid", "--feature", "--item-text", "--item-column"}
+
+
+def expand_multi_value_options(args: list[str]) -> list[str]:
+    """Rewrite ``--k 10 20`` as ``--k 10 --k 20`` for the options in ``MULTI_VALUE_OPTIONS``."""
+    expanded: list[str] = []
+    current: str | None = None
+    taken = 0
+    for arg in args:
+        if arg.startswith("-") and not _is_number(arg):
+            flag, eq, _ = arg.partition("=")
+            current = flag if flag in MULTI_VALUE_OPTIONS and not eq else None
+            taken = 0
+            expanded.append(arg)
+        elif current is not None:
+            if taken:
+                expanded.append(current)
+            expanded.append(arg)
+            taken += 1
+        else:
+            expanded.append(arg)
+    return expanded
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class RecgoatGroup(TyperGroup):
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, expand_multi_value_options(list(args)))
+
+    def list_commands(self, ctx):
+        return list(self.commands)  # pipeline order, not alphabetical
+
+
+app = typer.Typer(
+    cls=RecgoatGroup,
+    name="recgoat",
+    help="RecGOAT multimodal recommender: prepare -> embed -> build-graph -> train -> evaluate -> export.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _register() -> None:
+    from recgoat_cli.cli.build_graph import build_graph
+    from recgoat_cli.cli.evaluate import evaluate
+    from recgoat_cli.cli.export import export
+    from recgoat_cli.cli.prepare import prepare
+    from recgoat_cli.cli.run import run
+    from recgoat_cli.cli.show import show
+    from recgoat_cli.cli.train import train
+
+    app.command("prepare")(prepare)
+    app.command("build-graph")(build_graph)
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("export")(export)
+    app.command("run")(run)
+    app.command("show")(show)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="print the version and exit", is_eager=True)) -> None:
+    if version:
+        from recgoat_cli import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+_register()
+
+
+def main() -> None:
+    app()

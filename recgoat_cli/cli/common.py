@@ -1,0 +1,113 @@
+"""Options every command shares, how commands report, and how errors become exit codes.
+
+Exit codes: 0 success, 2 user error (one sentence on stderr, no traceback), 3 a ``--fail-below`` gate,
+130 interrupted (Ctrl-C). Heavy libraries are imported inside command bodies so ``recgoat --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="dataset name under --data-root, 'sample', or a folder path")]
+WorkdirOpt = Annotated[
+    Path, typer.Option("--workdir", "-w", envvar="RECGOAT_HOME", help="where artifacts are written (env RECGOAT_HOME)")
+]
+DataRootOpt = Annotated[
+    Optional[Path], typer.Option("--data-root", envvar="RECGOAT_DATA", help="folder holding datasets (env RECGOAT_DATA; default ./data)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout instead of tables")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="recompute even when an identical artifact exists")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
+DEFAULT_WORKDIR = Path("runs")
+
+
+class Output:
+    """Tables for people on a terminal, one JSON object for scripts, nothing in quiet mode."""
+
+    def __init__(self, as_json: bool = False, quiet: bool = False):
+        self.as_json = as_json
+        self.quiet = quiet
+
+    @property
+    def progress(self) -> bool:
+        return not (self.as_json or self.quiet) and sys.stderr.isatty()
+
+    def info(self, message: str) -> None:
+        if not (self.quiet or self.as_json):
+            typer.echo(message, err=True)
+
+    def result(self, payload: dict, render: Callable[[dict], None] | None = None) -> None:
+        if self.quiet:
+            return
+        if self.as_json:
+            typer.echo(json.dumps(payload, default=_jsonable))
+        elif render is not None:
+            render(payload)
+        else:
+            typer.echo(json.dumps(payload, indent=2, default=_jsonable))
+
+
+def _jsonable(value: Any):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(command: Callable) -> Callable:
+    """Turn user errors into exit 2, gate failures into exit 3 and Ctrl-C into exit 130, without tracebacks."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from pydantic import ValidationError
+
+        from recgoat_cli.errors import GateFailure, UserError
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            fail(str(exc), UserError.exit_code)
+        except GateFailure as exc:
+            typer.echo(f"gate failed: {exc}", err=True)
+            raise typer.Exit(GateFailure.exit_code) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
+            fail(f"--{field}: {first['msg']}.")
+        except KeyboardInterrupt:
+            typer.echo("interrupted: partial artifacts were discarded; `recgoat train --resume` continues a training run.", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def context(dataset: str, workdir: Path, data_root: Path | None, *, force: bool = False, out: Output | None = None):
+    from recgoat_cli.stages.common import open_context
+
+    return open_context(dataset, workdir, data_root, force=force, progress=bool(out and out.progress))
+
+
+def render_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)

@@ -1,0 +1,77 @@
+"""``recgoat show``: the artifacts of a dataset, stage by stage, with their lineage."""
+
+from __future__ import annotations
+
+from recgoat_cli.cli.common import DEFAULT_WORKDIR, DatasetOpt, JsonOpt, Output, QuietOpt, WorkdirOpt, handle_errors
+
+STAGES = ("embed", "build-graph", "train", "evaluate", "export")
+
+
+def collect(workdir, dataset: str) -> list[dict]:
+    from recgoat_cli.artifacts.store import ArtifactStore
+
+    store = ArtifactStore(workdir, dataset)
+    rows = []
+    for stage in STAGES:
+        latest = store.latest_id(stage)
+        for artifact in store.list(stage):
+            m = artifact.manifest
+            rows.append(
+                {
+                    "stage": stage,
+                    "artifact_id": m.artifact_id,
+                    "latest": m.artifact_id == latest,
+                    "created_at": m.created_at,
+                    "upstream": {u.stage: u.artifact_id for u in m.upstream},
+                    "summary": m.summary,
+                    "path": str(artifact.path),
+                }
+            )
+    return rows
+
+
+def describe(row: dict) -> str:
+    summary = row["summary"]
+    if row["stage"] == "train":
+        return f"{summary.get('model')} best epoch {summary.get('best_epoch')} valid {summary.get('best_valid')}"
+    if row["stage"] == "evaluate":
+        metrics = summary.get("metrics", {})
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:4])
+        return f"{summary.get('split')}: {shown}"
+    if row["stage"] == "build-graph":
+        graphs = summary.get("graphs", {})
+        return "; ".join(f"{name}: {g.get('edges')} edges, {g.get('isolated')} isolated" for name, g in graphs.items())
+    if row["stage"] == "export":
+        return f"{summary.get('rows')} rows, top-{summary.get('top_k')}"
+    return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)))[:120]
+
+
+@handle_errors
+def show(dataset: DatasetOpt, workdir: WorkdirOpt = DEFAULT_WORKDIR, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """List every artifact of a dataset with its upstream ids (the lineage chain)."""
+    from recgoat_cli.cli.common import render_table
+    from recgoat_cli.data.dataset import dataset_key, resolve_dataset
+    from recgoat_cli.errors import UserError
+
+    key = dataset
+    try:
+        key = dataset_key(resolve_dataset(dataset))
+    except UserError:
+        pass  # a dataset folder that moved away still has artifacts under its name
+    rows = collect(workdir, key)
+    if not rows:
+        raise UserError(f"no artifacts for dataset '{key}' under {workdir}; run `recgoat run --dataset {dataset}` first.")
+
+    def render(payload: dict) -> None:
+        table_rows = [
+            [
+                r["stage"],
+                r["artifact_id"] + (" *" if r["latest"] else ""),
+                " ".join(f"{s}:{i}" for s, i in r["upstream"].items()) or "-",
+                describe(r),
+            ]
+            for r in payload["artifacts"]
+        ]
+        render_table(f"artifacts of {key} (* = latest)", ["stage", "id", "from", "summary"], table_rows)
+
+    Output(as_json, quiet).result({"dataset": key, "artifacts": rows}, render=render)

@@ -1,0 +1,92 @@
+"""``recgoat train``: fit MF, LightGCN or RecGOAT with BPR; early stopping on the validation split."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from recgoat_cli.cli.common import (
+    DEFAULT_WORKDIR,
+    DataRootOpt,
+    DatasetOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    Output,
+    QuietOpt,
+    WorkdirOpt,
+    context,
+    handle_errors,
+)
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="mf, lightgcn or recgoat")]
+DimOpt = Annotated[int, typer.Option("--dim", help="embedding dimension")]
+LayersOpt = Annotated[int, typer.Option("--layers", "--n-layers", help="propagation layers")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate")]
+RegOpt = Annotated[float, typer.Option("--reg", help="L2 weight on the batch's embeddings")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="BPR triples per step")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="maximum epochs")]
+PatienceOpt = Annotated[int, typer.Option("--patience", help="evaluations without improvement before stopping")]
+EvalEveryOpt = Annotated[int, typer.Option("--eval-every", help="validate every N epochs")]
+ValMetricOpt = Annotated[str, typer.Option("--val-metric", help="validation metric for early stopping, e.g. recall@20")]
+SeedOpt = Annotated[int, typer.Option("--seed")]
+
+
+def train_config(**options):
+    from recgoat_cli.config import TrainConfig
+
+    return TrainConfig(**{k: v for k, v in options.items() if v is not None})
+
+
+def summary_payload(artifact, cached: bool) -> dict:
+    summary = artifact.manifest.summary
+    return {
+        "artifact_id": artifact.id,
+        "path": str(artifact.path),
+        "cached": cached,
+        "model": summary.get("model"),
+        "best_epoch": summary.get("best_epoch"),
+        "best_valid": summary.get("best_valid"),
+        "epochs_run": summary.get("epochs_run"),
+        "mean_epoch_seconds": summary.get("mean_epoch_seconds"),
+    }
+
+
+@handle_errors
+def train(
+    dataset: DatasetOpt,
+    workdir: WorkdirOpt = DEFAULT_WORKDIR,
+    data_root: DataRootOpt = None,
+    model: ModelOpt = "lightgcn",
+    dim: DimOpt = 64,
+    layers: LayersOpt = 3,
+    lr: LrOpt = 1e-3,
+    reg: RegOpt = 1e-4,
+    batch_size: BatchOpt = 2048,
+    epochs: EpochsOpt = 300,
+    patience: PatienceOpt = 20,
+    eval_every: EvalEveryOpt = 1,
+    val_metric: ValMetricOpt = "recall@20",
+    seed: SeedOpt = 2024,
+    device: DeviceOpt = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run of this configuration")] = False,
+    from_id: Annotated[Optional[str], typer.Option("--from", help="build-graph artifact id (default: latest)")] = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train one model; the best epoch on validation is kept (the test split is never read)."""
+    from recgoat_cli.stages.train import run_train
+
+    output = Output(as_json, quiet)
+    ctx = context(dataset, workdir, data_root, force=force, out=output)
+    config = train_config(
+        model=model, dim=dim, n_layers=layers, lr=lr, reg=reg, batch_size=batch_size, epochs=epochs,
+        patience=patience, eval_every=eval_every, val_metric=val_metric, seed=seed, device=device,
+    )
+    graph = ctx.store.get("build-graph", from_id)
+    artifact, cached = run_train(ctx, config, graph, resume=resume)
+    payload = summary_payload(artifact, cached)
+    output.info(f"{'cached' if cached else 'trained'} {model} artifact {artifact.id} (best epoch {payload['best_epoch']})")
+    output.result(payload)

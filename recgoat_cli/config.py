@@ -1,0 +1,108 @@
+"""Resolved configuration of each stage (pydantic v2, unknown keys refused).
+
+One model per stage. The resolved config is dumped into the stage's manifest, and the fields that change
+what a stage computes (``semantic_dump``) enter the artifact id, so that the same config on the same inputs
+is a cache hit and anything else is a new artifact. Fields that only change how results are shown or where
+work runs (device, progress, batch size for ranking) are kept out of the id.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class StageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: fields that do not change the result; excluded from the artifact id
+    non_semantic: tuple[str, ...] = ()
+
+    def semantic_dump(self) -> dict:
+        return self.model_dump(exclude={"non_semantic", *self.non_semantic})
+
+
+class GraphConfig(StageConfig):
+    """``recgoat build-graph``: graphs from the train split and the embed artifact (when there is one)."""
+
+    knn_k: int = Field(10, ge=1, description="neighbours per item in each modality's item-item graph")
+    user_knn_k: int = Field(10, ge=1, description="neighbours per user in the user-user graph")
+    user_graph: Literal["embedding", "co-interaction", "both", "none"] = "embedding"
+    co_measure: Literal["count", "cosine", "jaccard"] = "cosine"
+    symmetrize: Literal["max", "mean", "none"] = "max"
+    self_loops: bool = False
+    normalize: Literal["none", "sym", "rw"] = "sym"
+    memory_budget_mb: int = Field(512, ge=16)
+    non_semantic: tuple[str, ...] = ("memory_budget_mb",)
+
+
+class TrainConfig(StageConfig):
+    """``recgoat train``: one model trained with BPR, early-stopped on the validation split."""
+
+    model: Literal["mf", "lightgcn", "recgoat"] = "lightgcn"
+    dim: int = Field(64, ge=1)
+    n_layers: int = Field(3, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    reg: float = Field(1e-4, ge=0, description="L2 weight on the batch's ego embeddings")
+    batch_size: int = Field(2048, ge=1)
+    epochs: int = Field(300, ge=1)
+    patience: int = Field(20, ge=1, description="evaluations without validation improvement before stopping")
+    eval_every: int = Field(1, ge=1)
+    val_metric: str = "recall@20"
+    seed: int = 2024
+    # RecGOAT (ignored by mf/lightgcn)
+    gat_heads: int = Field(2, ge=1)
+    gat_layers: int = Field(1, ge=0)
+    gat_dropout: float = Field(0.1, ge=0, lt=1)
+    graphs: tuple[Literal["item", "user-item", "user-user"], ...] = ("item", "user-item", "user-user")
+    cmcl: bool = True
+    lambda_cmcl: float = Field(0.1, ge=0)
+    temperature: float = Field(0.2, gt=0)
+    oat: bool = True
+    lambda_oat: float = Field(0.1, ge=0)
+    ot_reg: float = Field(0.05, gt=0)
+    ot_iters: int = Field(100, ge=1)
+    ot_batch: int = Field(1024, ge=2, description="items per transport problem")
+    fusion: Literal["oat", "concat", "sum"] = "oat"
+    kernels: Literal["auto", "native", "torch_scatter"] = "auto"
+    device: str = "auto"
+    amp: bool = False
+    non_semantic: tuple[str, ...] = ("device", "kernels")
+
+    @field_validator("val_metric")
+    @classmethod
+    def _metric_at_k(cls, value: str) -> str:
+        name, _, k = value.partition("@")
+        if name not in {"recall", "ndcg", "precision", "hit", "map"} or not k.isdigit() or int(k) < 1:
+            raise ValueError("must look like recall@20 (recall, ndcg, precision, hit or map at a positive K)")
+        return value
+
+
+class EvalConfig(StageConfig):
+    """``recgoat evaluate``: full ranking of all items on one split."""
+
+    ks: tuple[int, ...] = (10, 20)
+    split: Literal["valid", "test"] = "test"
+    metrics: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "map")
+    batch_size: int = Field(4096, ge=1)
+    device: str = "auto"
+    non_semantic: tuple[str, ...] = ("batch_size", "device")
+
+    @field_validator("ks")
+    @classmethod
+    def _positive(cls, ks: tuple[int, ...]) -> tuple[int, ...]:
+        if not ks or any(k < 1 for k in ks):
+            raise ValueError("every K must be a positive integer")
+        return tuple(sorted(set(ks)))
+
+
+class ExportConfig(StageConfig):
+    """``recgoat export``: per-user top-N lists with original ids, and the learned embeddings."""
+
+    top_k: int = Field(20, ge=1)
+    format: Literal["parquet", "csv"] = "parquet"
+    exclude: Literal["train", "train+valid", "none"] = "train"
+    batch_size: int = Field(4096, ge=1)
+    device: str = "auto"
+    non_semantic: tuple[str, ...] = ("batch_size", "device")

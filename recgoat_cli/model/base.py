@@ -1,0 +1,33 @@
+"""What the training loop needs from every recommender: final embeddings, ego embeddings, extra losses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class RecOutput:
+    """Final representations, scored by dot product; ``views`` holds per-view item/user tensors for extra losses.
+
+    Shapes:
+        users: [n_users, d]; items: [n_items, d]; views: name -> [n_items or n_users, d]
+    """
+
+    users: torch.Tensor
+    items: torch.Tensor
+    views: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Recommender(nn.Module):
+    """Base class: ``forward(graph) -> RecOutput`` where ``graph`` maps names to tensors."""
+
+    def ego_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The free user and item tables the L2 penalty applies to."""
+        return self.user_embedding.weight, self.item_embedding.weight
+
+    def auxiliary_losses(self, out: RecOutput, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Model-specific loss terms for a batch (already weighted); none by default."""
+        return {}

@@ -1,0 +1,53 @@
+"""LightGCN: embeddings smoothed over the normalised user-item graph, without weights or non-linearities."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recgoat_cli.model.base import RecOutput, Recommender
+
+
+def propagate(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+    r"""Layer-mean propagation :math:`E = \frac{1}{L+1}\sum_{l=0}^{L} \hat A^l E^{(0)}`.
+
+    Shapes:
+        adjacency: sparse [N, N] (:math:`\hat A = D^{-1/2} A D^{-1/2}`); ego: [N, d] -> [N, d]
+    """
+    layer, total = ego, ego
+    for _ in range(n_layers):
+        layer = torch.sparse.mm(adjacency, layer)
+        total = total + layer
+    return total / (n_layers + 1)
+
+
+class LightGCN(Recommender):
+    r"""LightGCN (He et al., 2020) over the bipartite graph :math:`A = [[0, R], [R^\top, 0]]`.
+
+    Users are nodes ``0..n_users-1`` and items ``n_users..n_users+n_items-1`` of the adjacency.
+
+    Shapes:
+        forward(graph) with graph["adjacency"]: sparse [U+I, U+I] -> RecOutput(users [U, dim], items [I, dim])
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int, n_layers: int):
+        super().__init__()
+        self.n_users, self.n_items, self.dim, self.n_layers = n_users, n_items, dim, n_layers
+        self.user_embedding = nn.Embedding(n_users, dim)
+        self.item_embedding = nn.Embedding(n_items, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+
+    def forward(self, graph: dict[str, torch.Tensor]) -> RecOutput:
+        ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
+        out = propagate(graph["adjacency"], ego, self.n_layers)
+        return RecOutput(out[: self.n_users], out[self.n_users :])
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(n_users={self.n_users}, n_items={self.n_items}, "
+            f"dim={self.dim}, n_layers={self.n_layers})"
+        )

@@ -1,0 +1,56 @@
+"""What every stage function receives: the dataset, the artifact store and how to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recgoat_cli.artifacts.store import ArtifactStore
+from recgoat_cli.data.dataset import Dataset, dataset_key, load_dataset, resolve_dataset
+from recgoat_cli.errors import UserError
+
+
+@dataclass
+class StageContext:
+    dataset: Dataset
+    store: ArtifactStore
+    force: bool = False
+    progress: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.store.dataset
+
+
+def open_context(dataset: str, workdir: Path, data_root: Path | None = None, *, force: bool = False, progress: bool = False) -> StageContext:
+    root = resolve_dataset(dataset, data_root)
+    key = dataset_key(root)
+    return StageContext(
+        dataset=load_dataset(root, key),
+        store=ArtifactStore(Path(workdir), key),
+        force=force,
+        progress=progress,
+    )
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} was asked for but no CUDA device is visible; use --device cpu or auto.")
+    if name not in {"cpu"} and not name.startswith("cuda"):
+        raise UserError(f"--device {name} is not known; use auto, cpu, cuda or cuda:N.")
+    return torch.device(name)
+
+
+def split_csr(dataset: Dataset, *splits: str) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, indices) over users of the union of the given splits."""
+    from recgoat_cli.eval.ranker import csr_from_pairs
+
+    users = np.concatenate([dataset.split(s)[0] for s in splits])
+    items = np.concatenate([dataset.split(s)[1] for s in splits])
+    return csr_from_pairs(users, items, dataset.n_users, dataset.n_items)

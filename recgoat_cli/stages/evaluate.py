@@ -1,0 +1,57 @@
+"""``recgoat evaluate``: full-ranking metrics of a trained model on the valid or test split.
+
+Every item is ranked for every user with at least one item in the split; the user's train items are
+masked, and for the test split the valid items too (they are known interactions, not recommendations).
+"""
+
+from __future__ import annotations
+
+import json
+
+from recgoat_cli.artifacts.manifest import compute_artifact_id
+from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.config import EvalConfig
+from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
+from recgoat_cli.stages.train import load_embeddings
+
+STAGE = "evaluate"
+
+
+def masked_splits(split: str) -> tuple[str, ...]:
+    return ("train",) if split == "valid" else ("train", "valid")
+
+
+def rank_metrics(ctx: StageContext, config: EvalConfig, trained: Artifact) -> dict:
+    import torch
+
+    from recgoat_cli.eval.ranker import evaluate_ranking
+
+    device = resolve_device(config.device)
+    users, items = (torch.from_numpy(a).to(device) for a in load_embeddings(trained))
+    truth = split_csr(ctx.dataset, config.split)
+    exclude = split_csr(ctx.dataset, *masked_splits(config.split))
+    result = evaluate_ranking(users, items, *truth, *exclude, ks=list(config.ks), metrics=list(config.metrics), batch_size=config.batch_size)
+    return {"metrics": result.metrics, "n_users": result.n_users}
+
+
+def run_evaluate(ctx: StageContext, config: EvalConfig, trained: Artifact) -> tuple[Artifact, bool]:
+    artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [trained.id], ctx.dataset.input_hashes())
+    if not ctx.force and (cached := ctx.store.find_cached(STAGE, artifact_id)) is not None:
+        ctx.store.set_latest(STAGE, artifact_id)
+        return cached, True
+    with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
+        result = rank_metrics(ctx, config, trained)
+        result.update({"split": config.split, "model": trained.manifest.config.get("model"), "train_artifact": trained.id})
+        (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_manifest(
+            out,
+            stage=STAGE,
+            artifact_id=artifact_id,
+            dataset=ctx.key,
+            config=config.model_dump(mode="json"),
+            upstream=[trained],
+            inputs=ctx.dataset.input_hashes(),
+            seed=trained.manifest.seed,
+            summary=result,
+        )
+    return ctx.store.get(STAGE, artifact_id), False

@@ -1,0 +1,215 @@
+"""The training loop every model shares: BPR epochs, validation-only early stopping, checkpoints, resume.
+
+Determinism: the epoch's triples come from a ``torch.Generator`` seeded with ``(seed, epoch)``, and the global
+RNG state (dropout) is saved in every checkpoint, so a run resumed from the checkpoint of epoch ``e``
+continues exactly as an uninterrupted run would (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from recgoat_cli.data.sampling import NegativeSampler
+from recgoat_cli.model.bpr import bpr_loss, l2_penalty
+
+log = logging.getLogger(__name__)
+
+LAST = "last.pt"
+BEST = "best.pt"
+LOG = "log.jsonl"
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    reg: float
+    patience: int
+    eval_every: int
+    val_metric: str
+    seed: int
+    amp: bool = False
+    shard: tuple[int, int] = (0, 1)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    best_metrics: dict
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write then rename, so a kill mid-write leaves the previous checkpoint intact."""
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def fit(
+    model: torch.nn.Module,
+    graph: dict[str, torch.Tensor],
+    sampler: NegativeSampler,
+    validate: Callable[[torch.nn.Module], dict[str, float]],
+    settings: TrainSettings,
+    work_dir: Path,
+    checkpoint_extra: dict,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    is_writer: bool = True,
+    sync_stop: Callable[[bool], bool] | None = None,
+    wrapped: torch.nn.Module | None = None,
+) -> FitResult:
+    """Train ``model`` until ``settings.epochs`` or early stopping; checkpoints go to ``work_dir``.
+
+    ``validate(model)`` returns validation metrics (never test). ``checkpoint_extra`` (model args, config)
+    is stored in every checkpoint so later stages rebuild the model from the checkpoint alone.
+    ``wrapped`` is the module to call for the forward pass (a DistributedDataParallel wrapper); ``sync_stop``
+    makes every rank agree on stopping.
+    """
+    device = next(model.parameters()).device
+    runner = wrapped if wrapped is not None else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    graph = {k: v.to(device) for k, v in graph.items()}
+    start_epoch, best_score, best_epoch, bad_evals = 1, float("-inf"), 0, 0
+    best_metrics: dict = {}
+    history: list[dict] = []
+    last_path = work_dir / LAST
+    if resume and last_path.is_file():
+        state = load_checkpoint(last_path)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_state"])
+        start_epoch = state["epoch"] + 1
+        best_score, best_epoch, bad_evals = state["best_score"], state["best_epoch"], state["bad_evals"]
+        best_metrics = state.get("best_metrics", {})
+        history = read_log(work_dir / LOG)[: state["epoch"]]
+        log.info("resuming from epoch %d (best %s %.4f at epoch %d)", state["epoch"], settings.val_metric, best_score, best_epoch)
+    elif is_writer:
+        (work_dir / LOG).unlink(missing_ok=True)
+    scaler_enabled = settings.amp and device.type == "cuda"
+
+    def checkpoint(epoch: int) -> dict:
+        return {
+            **checkpoint_extra,
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+            "best_score": best_score,
+            "best_epoch": best_epoch,
+            "best_metrics": best_metrics,
+            "bad_evals": bad_evals,
+            "rng_state": torch.get_rng_state(),
+        }
+
+    if is_writer and start_epoch == 1:
+        save_checkpoint(last_path, checkpoint(0))
+    started = time.perf_counter()
+    stopped_early = False
+    epoch = start_epoch - 1
+    bar = _progress_bar(progress, start_epoch, settings.epochs)
+    for epoch in range(start_epoch, settings.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        users, positives, negatives = sampler.epoch(epoch_generator(settings.seed, epoch), settings.shard)
+        totals: dict[str, float] = {}
+        n_batches = 0
+        for lo in range(0, len(users), settings.batch_size):
+            u = users[lo : lo + settings.batch_size].to(device)
+            i = positives[lo : lo + settings.batch_size].to(device)
+            j = negatives[lo : lo + settings.batch_size].to(device)
+            with torch.autocast(device.type, enabled=scaler_enabled, dtype=torch.bfloat16):
+                out = runner(graph)
+                terms = {"bpr": bpr_loss((out.users[u] * out.items[i]).sum(-1), (out.users[u] * out.items[j]).sum(-1))}
+                user_ego, item_ego = model.ego_embeddings()
+                terms["l2"] = settings.reg * l2_penalty(user_ego[u], item_ego[i], item_ego[j])
+                terms.update(model.auxiliary_losses(out, u, i))
+                loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach())
+            n_batches += 1
+        record = {"epoch": epoch, "loss": sum(totals.values()) / max(n_batches, 1)}
+        record.update({f"loss_{k}": v / max(n_batches, 1) for k, v in totals.items()})
+        record["train_seconds"] = round(time.perf_counter() - t0, 4)
+        improved = False
+        if epoch % settings.eval_every == 0 or epoch == settings.epochs:
+            t1 = time.perf_counter()
+            model.eval()
+            with torch.no_grad():
+                metrics = validate(model)
+            record.update({f"valid_{k}": v for k, v in metrics.items()})
+            record["eval_seconds"] = round(time.perf_counter() - t1, 4)
+            score = metrics[settings.val_metric]
+            if score > best_score:
+                best_score, best_epoch, bad_evals, best_metrics, improved = score, epoch, 0, metrics, True
+            else:
+                bad_evals += 1
+        history.append(record)
+        if is_writer:
+            with open(work_dir / LOG, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if improved:
+                save_checkpoint(work_dir / BEST, checkpoint(epoch))
+            save_checkpoint(last_path, checkpoint(epoch))
+        if on_epoch is not None:
+            on_epoch(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", best=f"{best_score:.4f}")
+        stop = bad_evals >= settings.patience
+        if sync_stop is not None:
+            stop = sync_stop(stop)
+        if stop:
+            stopped_early = True
+            break
+    if bar is not None:
+        bar.close()
+    return FitResult(
+        best_epoch=best_epoch,
+        best_score=best_score,
+        best_metrics=best_metrics,
+        epochs_run=epoch,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - started,
+        history=history,
+    )
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _progress_bar(enabled: bool, start: int, total: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start - 1, desc="train", unit="epoch", leave=False)

@@ -30,8 +30,10 @@ def prepare(
     ratios: Annotated[tuple[float, float, float], typer.Option("--ratios", help="train valid test")] = (0.8, 0.1, 0.1),
     seed: Annotated[int, typer.Option("--seed")] = 2024,
     item_text: Annotated[Optional[list[Path]], typer.Option("--item-text", help="item side-info table(s), merged on the item id")] = None,
-    item_text_key: Annotated[Optional[str], typer.Option("--item-key", help="column of --item-text holding the original item id")] = None,
-    item_columns: Annotated[Optional[list[str]], typer.Option("--item-column", help="side-info column to keep (repeatable)")] = None,
+    item_text_key: Annotated[
+        Optional[list[str]], typer.Option("--item-text-key", help="column holding the original item id: one for all tables, or one per --item-text")
+    ] = None,
+    item_columns: Annotated[Optional[list[str]], typer.Option("--item-text-columns", help="side-info columns to keep")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of images named <original item id>.<ext>")] = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -58,7 +60,7 @@ def prepare(
         ratios=tuple(ratios),
         seed=seed,
         item_text=tuple(item_text) if item_text else None,
-        item_text_key=item_text_key,
+        item_text_key=(item_text_key[0] if len(item_text_key) == 1 else tuple(item_text_key)) if item_text_key else None,
         item_text_columns=tuple(item_columns or ()),
         images=images,
         force=force,

@@ -237,7 +237,9 @@ def read_id_map(path: Path | None, n: int) -> np.ndarray:
         return np.arange(n).astype(str)
     import polars as pl
 
-    frame = pl.read_csv(path, infer_schema_length=0)
+    with open(path, encoding="utf-8") as handle:
+        separator = "\t" if "\t" in handle.readline() else ","
+    frame = pl.read_csv(path, separator=separator, infer_schema_length=0, quote_char=None)
     new_col = frame.columns[-1]
     orig_col = frame.columns[0]
     new_ids = frame[new_col].cast(pl.Int64, strict=False)

@@ -1,0 +1,127 @@
+"""The command line end to end on a tiny dataset: exit codes, --json, caching, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recgoat_cli.cli.app import app, expand_multi_value_options
+
+runner = CliRunner()
+
+
+def make_tiny_dataset(root: Path, n_users: int = 40, n_items: int = 30, seed: int = 0) -> Path:
+    """A random dataset where each user has 6 items: 4 train, 1 valid, 1 test."""
+    rng = np.random.default_rng(seed)
+    folder = root / "tiny"
+    folder.mkdir(parents=True)
+    rows = ["userID\titemID\tx_label"]
+    for u in range(n_users):
+        others = np.setdiff1d(np.arange(n_items), [u % n_items])
+        items = np.concatenate([[u % n_items], rng.choice(others, 5, replace=False)])  # every item id appears
+        for pos, item in enumerate(items):
+            rows.append(f"{u}\t{item}\t{0 if pos < 4 else pos - 3}")
+    (folder / "tiny.inter").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    return result
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    return make_tiny_dataset(tmp_path / "data"), tmp_path / "runs"
+
+
+def test_expand_multi_value_options():
+    assert expand_multi_value_options(["evaluate", "--k", "10", "20", "--json"]) == ["evaluate", "--k", "10", "--k", "20", "--json"]
+    assert expand_multi_value_options(["train", "--lr", "0.1", "--k=5"]) == ["train", "--lr", "0.1", "--k=5"]
+
+
+def test_pipeline_end_to_end_with_json(tiny):
+    data, runs = tiny
+    common = ["--dataset", str(data), "--workdir", str(runs)]
+    result = invoke("build-graph", *common, "--json")
+    assert result.exit_code == 0, result.output
+    graph = json.loads(result.stdout)
+    assert graph["graphs"]["user_item"]["nodes"] == 40 + 30
+
+    result = invoke("train", *common, "--model", "lightgcn", "--epochs", "3", "--dim", "8", "--json")
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)
+    assert 1 <= trained["best_epoch"] <= 3 and "recall@20" in trained["best_valid"]
+
+    again = json.loads(invoke("train", *common, "--model", "lightgcn", "--epochs", "3", "--dim", "8", "--json").stdout)
+    assert again["cached"] is True and again["artifact_id"] == trained["artifact_id"]
+
+    result = invoke("evaluate", *common, "--k", "5", "10", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["metrics"]
+    assert set(metrics) == {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "map") for k in (5, 10)}
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+
+    result = invoke("export", *common, "--top-k", "5", "--format", "csv", "--json")
+    assert result.exit_code == 0, result.output
+    path = Path(json.loads(result.stdout)["path"])
+    lines = (path / "recommendations.csv").read_text().splitlines()
+    assert lines[0] == "user_id,item_id,rank,score" and len(lines) == 1 + 40 * 5
+    assert json.loads((path / "lineage.json").read_text())["artifacts"]["train"] == trained["artifact_id"]
+
+    shown = json.loads(invoke("show", "--dataset", str(data), "--workdir", str(runs), "--json").stdout)
+    assert {a["stage"] for a in shown["artifacts"]} == {"build-graph", "train", "evaluate", "export"}
+
+
+def test_quiet_prints_nothing(tiny):
+    data, runs = tiny
+    result = invoke("build-graph", "--dataset", str(data), "--workdir", str(runs), "--quiet")
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--dataset", "DATA"], "run `recgoat build-graph --dataset tiny` first"),
+        (["build-graph", "--dataset", "nope"], "dataset 'nope' not found"),
+        (["train", "--dataset", "DATA", "--val-metric", "recal@20"], "--val-metric"),
+        (["evaluate", "--dataset", "DATA", "--k", "0"], "--k 0"),
+    ],
+)
+def test_user_errors_exit_2_without_traceback(tiny, args, message):
+    data, runs = tiny
+    args = [str(data) if a == "DATA" else a for a in args]
+    result = invoke(*args, "--workdir", str(runs))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_inter_file_exits_2(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "bad.inter").write_text("userID\titemID\tx_label\n0\tx\t0\n")
+    result = invoke("build-graph", "--dataset", str(folder), "--workdir", str(tmp_path / "runs"))
+    assert result.exit_code == 2
+    assert "line 2 column itemID is 'x'" in result.output
+    assert not (tmp_path / "runs" / "bad" / "build-graph").exists() or not any(
+        p for p in (tmp_path / "runs" / "bad" / "build-graph").iterdir() if not p.name.startswith(".")
+    )
+
+
+def test_help_lists_stages_without_importing_heavy_libraries():
+    # the 1 s start-up budget itself is measured by benchmarks/cli_startup.py, not by a timed test
+    proc = subprocess.run([sys.executable, "-m", "recgoat_cli", "--help"], capture_output=True, text=True, check=True)
+    for stage in ("prepare", "build-graph", "train", "evaluate", "export", "run", "show"):
+        assert stage in proc.stdout
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, recgoat_cli.cli.app; print('torch' in sys.modules, 'polars' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert imported.stdout.split() == ["False", "False"]

@@ -23,6 +23,25 @@ class StageConfig(BaseModel):
         return self.model_dump(exclude={"non_semantic", *self.non_semantic})
 
 
+class EmbedConfig(StageConfig):
+    """``recgoat embed``: LM representations of items (per modality) and of users."""
+
+    text_model: str | None = Field("minilm", description="alias, hub name or folder; None skips text")
+    text_template: str | None = Field(None, description="item text template over items.tsv columns; None = automatic")
+    image_encoder: Literal["auto", "clip", "descriptor", "none"] = "auto"
+    image_model: str = "ViT-B-32"
+    image_weights: str | None = None
+    features: tuple[tuple[str, str], ...] = Field((), description="extra (name, path) precomputed feature files")
+    dataset_features: bool = Field(True, description="import the dataset's own *_feat.npy files")
+    user_mode: Literal["mean", "profile"] = "mean"
+    profile_template: str = "A user who liked: {titles}"
+    profile_last_n: int = Field(20, ge=1)
+    missing_rule: Literal["mean"] = "mean"
+    batch_size: int = Field(64, ge=1)
+    device: str = "auto"
+    non_semantic: tuple[str, ...] = ("batch_size", "device")
+
+
 class GraphConfig(StageConfig):
     """``recgoat build-graph``: graphs from the train split and the embed artifact (when there is one)."""
 
@@ -52,7 +71,7 @@ class TrainConfig(StageConfig):
     val_metric: str = "recall@20"
     seed: int = 2024
     # RecGOAT (ignored by mf/lightgcn)
-    gat_heads: int = Field(2, ge=1)
+    gat_heads: int = Field(1, ge=1)
     gat_layers: int = Field(1, ge=0)
     gat_dropout: float = Field(0.1, ge=0, lt=1)
     graphs: tuple[Literal["item", "user-item", "user-user"], ...] = ("item", "user-item", "user-user")
@@ -61,10 +80,11 @@ class TrainConfig(StageConfig):
     temperature: float = Field(0.2, gt=0)
     oat: bool = True
     lambda_oat: float = Field(0.1, ge=0)
-    ot_reg: float = Field(0.05, gt=0)
+    ot_reg: float = Field(0.1, gt=0, description="entropic regularisation on the mean-normalised cost")
     ot_iters: int = Field(100, ge=1)
-    ot_batch: int = Field(1024, ge=2, description="items per transport problem")
+    ot_batch: int = Field(256, ge=2, description="items per transport problem")
     fusion: Literal["oat", "concat", "sum"] = "oat"
+    lm_dim: int = Field(64, ge=0, description="principal components kept of each frozen LM representation (0: all)")
     kernels: Literal["auto", "native", "torch_scatter"] = "auto"
     device: str = "auto"
     amp: bool = False
@@ -85,7 +105,7 @@ class EvalConfig(StageConfig):
     ks: tuple[int, ...] = (10, 20)
     split: Literal["valid", "test"] = "test"
     metrics: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "map")
-    batch_size: int = Field(4096, ge=1)
+    batch_size: int | None = Field(None, ge=1, description="users per scoring block; None sizes it from the item count")
     device: str = "auto"
     non_semantic: tuple[str, ...] = ("batch_size", "device")
 
@@ -103,6 +123,6 @@ class ExportConfig(StageConfig):
     top_k: int = Field(20, ge=1)
     format: Literal["parquet", "csv"] = "parquet"
     exclude: Literal["train", "train+valid", "none"] = "train"
-    batch_size: int = Field(4096, ge=1)
+    batch_size: int | None = Field(None, ge=1, description="users per scoring block; None sizes it from the item count")
     device: str = "auto"
     non_semantic: tuple[str, ...] = ("batch_size", "device")

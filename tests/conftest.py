@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,3 +27,25 @@ def shared_dataset(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent: the shared real datasets exist only next to the developers' checkout")
     return path
+
+
+def make_tiny_dataset(root: Path, n_users: int = 40, n_items: int = 30, seed: int = 0) -> Path:
+    """A random dataset where each user has 6 items: 4 train, 1 valid, 1 test."""
+    rng = np.random.default_rng(seed)
+    folder = root / "tiny"
+    folder.mkdir(parents=True)
+    rows = ["userID\titemID\tx_label"]
+    for u in range(n_users):
+        others = np.setdiff1d(np.arange(n_items), [u % n_items])
+        items = np.concatenate([[u % n_items], rng.choice(others, 5, replace=False)])  # every item id appears
+        for pos, item in enumerate(items):
+            rows.append(f"{u}\t{item}\t{0 if pos < 4 else pos - 3}")
+    (folder / "tiny.inter").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+
+@pytest.fixture()
+def tiny_dataset(tmp_path) -> Path:
+    """40 users x 30 items, 4 train + 1 valid + 1 test item per user, in ``tmp_path/data/tiny``."""
+    return make_tiny_dataset(tmp_path / "data")

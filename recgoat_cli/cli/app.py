@@ -63,6 +63,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from recgoat_cli.cli.build_graph import build_graph
+    from recgoat_cli.cli.embed import embed
     from recgoat_cli.cli.evaluate import evaluate
     from recgoat_cli.cli.export import export
     from recgoat_cli.cli.prepare import prepare
@@ -71,6 +72,7 @@ def _register() -> None:
     from recgoat_cli.cli.train import train
 
     app.command("prepare")(prepare)
+    app.command("embed")(embed)
     app.command("build-graph")(build_graph)
     app.command("train")(train)
     app.command("evaluate")(evaluate)

@@ -19,19 +19,35 @@ from recgoat_cli.cli.common import (
     context,
     handle_errors,
 )
+from recgoat_cli.cli.embed import FeatureOpt, ImageEncoderOpt, ImageModelOpt, ImageWeightsOpt, TextModelOpt, TextTemplateOpt, UserModeOpt, embed_config
 from recgoat_cli.cli.evaluate import KOpt, render_metrics
 from recgoat_cli.cli.train import (
+    AmpOpt,
     BatchOpt,
+    CmclOpt,
     DimOpt,
     EpochsOpt,
     EvalEveryOpt,
+    FusionOpt,
+    GatHeadsOpt,
+    GatLayersOpt,
+    GraphsOpt,
+    KernelsOpt,
+    LambdaCmclOpt,
+    LambdaOatOpt,
     LayersOpt,
     LrOpt,
     ModelOpt,
+    OatOpt,
+    OtBatchOpt,
+    OtItersOpt,
+    OtRegOpt,
     PatienceOpt,
     RegOpt,
     SeedOpt,
+    TemperatureOpt,
     ValMetricOpt,
+    parse_graphs,
     summary_payload,
     train_config,
 )
@@ -42,7 +58,7 @@ def run(
     dataset: DatasetOpt,
     workdir: WorkdirOpt = DEFAULT_WORKDIR,
     data_root: DataRootOpt = None,
-    model: ModelOpt = "lightgcn",
+    model: ModelOpt = "recgoat",
     dim: DimOpt = 64,
     layers: LayersOpt = 3,
     lr: LrOpt = 1e-3,
@@ -53,6 +69,29 @@ def run(
     eval_every: EvalEveryOpt = 1,
     val_metric: ValMetricOpt = "recall@20",
     seed: SeedOpt = 2024,
+    graphs: GraphsOpt = "item,user-item,user-user",
+    cmcl: CmclOpt = True,
+    oat: OatOpt = True,
+    fusion: FusionOpt = "oat",
+    lambda_cmcl: LambdaCmclOpt = 0.1,
+    lambda_oat: LambdaOatOpt = 0.1,
+    temperature: TemperatureOpt = 0.2,
+    ot_reg: OtRegOpt = 0.1,
+    ot_iters: OtItersOpt = 100,
+    ot_batch: OtBatchOpt = 256,
+    gat_layers: GatLayersOpt = 1,
+    gat_heads: GatHeadsOpt = 1,
+    kernels: KernelsOpt = "auto",
+    amp: AmpOpt = False,
+    text_model: TextModelOpt = "minilm",
+    text_template: TextTemplateOpt = None,
+    image_encoder: ImageEncoderOpt = "auto",
+    image_model: ImageModelOpt = "ViT-B-32",
+    image_weights: ImageWeightsOpt = None,
+    feature: FeatureOpt = None,
+    user_mode: UserModeOpt = "mean",
+    knn_k: Annotated[int, typer.Option("--knn-k", help="neighbours per item in each item-item graph")] = 10,
+    user_knn_k: Annotated[int, typer.Option("--user-knn-k", help="neighbours per user in the user-user graph")] = 10,
     k: KOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", help="recommendations per user in the export")] = 20,
     device: DeviceOpt = "auto",
@@ -60,20 +99,34 @@ def run(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """build-graph -> train -> evaluate (test) -> export, each stage cached by its config and inputs."""
+    """embed -> build-graph -> train -> evaluate (test) -> export, each stage cached by its config and inputs.
+
+    The embed stage runs when the dataset has side information (items.tsv, images, *_feat.npy) or --feature
+    is given; an ID-only dataset goes straight to build-graph (and needs --model mf or lightgcn).
+    """
     from recgoat_cli.config import EvalConfig, ExportConfig, GraphConfig
     from recgoat_cli.stages.build_graph import run_build_graph
+    from recgoat_cli.stages.embed import run_embed
     from recgoat_cli.stages.evaluate import run_evaluate
     from recgoat_cli.stages.export import run_export
     from recgoat_cli.stages.train import run_train
 
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, force=force, out=output)
-    graph, cached = run_build_graph(ctx, GraphConfig())
+    embedded = None
+    data = ctx.dataset
+    if data.item_table is not None or data.image_dir is not None or data.feature_files or feature:
+        econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device)
+        embedded, cached = run_embed(ctx, econfig, log=output.info)
+        output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))
+    graph, cached = run_build_graph(ctx, GraphConfig(knn_k=knn_k, user_knn_k=user_knn_k), embedded)
     output.info(f"build-graph {graph.id}{' (cached)' if cached else ''}")
     config = train_config(
         model=model, dim=dim, n_layers=layers, lr=lr, reg=reg, batch_size=batch_size, epochs=epochs,
         patience=patience, eval_every=eval_every, val_metric=val_metric, seed=seed, device=device,
+        graphs=parse_graphs(graphs), cmcl=cmcl, oat=oat, fusion=fusion, lambda_cmcl=lambda_cmcl, lambda_oat=lambda_oat,
+        temperature=temperature, ot_reg=ot_reg, ot_iters=ot_iters, ot_batch=ot_batch, gat_layers=gat_layers,
+        gat_heads=gat_heads, kernels=kernels, amp=amp,
     )
     trained, cached = run_train(ctx, config, graph)
     output.info(f"train {trained.id}{' (cached)' if cached else ''}: best epoch {trained.manifest.summary['best_epoch']}")
@@ -82,6 +135,8 @@ def run(
     output.info(f"export {exported.id} at {exported.path}")
     payload = {
         "dataset": ctx.key,
+        "embed": embedded.id if embedded is not None else None,
+        "build-graph": graph.id,
         "train": summary_payload(trained, cached),
         "evaluate": {"artifact_id": evaluated.id, **evaluated.manifest.summary},
         "export": {"artifact_id": exported.id, "path": str(exported.path)},

@@ -31,6 +31,30 @@ PatienceOpt = Annotated[int, typer.Option("--patience", help="evaluations withou
 EvalEveryOpt = Annotated[int, typer.Option("--eval-every", help="validate every N epochs")]
 ValMetricOpt = Annotated[str, typer.Option("--val-metric", help="validation metric for early stopping, e.g. recall@20")]
 SeedOpt = Annotated[int, typer.Option("--seed")]
+GraphsOpt = Annotated[str, typer.Option("--graphs", help="RecGOAT graphs, comma separated: item,user-item,user-user")]
+CmclOpt = Annotated[bool, typer.Option("--cmcl/--no-cmcl", help="RecGOAT: instance-level cross-modal contrastive loss")]
+OatOpt = Annotated[bool, typer.Option("--oat/--no-oat", help="RecGOAT: distribution-level optimal transport loss")]
+FusionOpt = Annotated[str, typer.Option("--fusion", help="RecGOAT view fusion: oat (adaptive softmax weights), concat or sum")]
+LambdaCmclOpt = Annotated[float, typer.Option("--lambda-cmcl", help="weight of the CMCL loss")]
+LambdaOatOpt = Annotated[float, typer.Option("--lambda-oat", help="weight of the OAT loss")]
+TemperatureOpt = Annotated[float, typer.Option("--temperature", help="InfoNCE temperature")]
+OtRegOpt = Annotated[float, typer.Option("--ot-reg", help="Sinkhorn entropic regularisation (on the mean-normalised cost)")]
+OtItersOpt = Annotated[int, typer.Option("--ot-iters", help="Sinkhorn iteration limit")]
+OtBatchOpt = Annotated[int, typer.Option("--ot-batch", help="items per transport problem")]
+GatLayersOpt = Annotated[int, typer.Option("--gat-layers", help="graph attention layers (0: no attention)")]
+GatHeadsOpt = Annotated[int, typer.Option("--gat-heads", help="attention heads")]
+KernelsOpt = Annotated[str, typer.Option("--kernels", help="edge softmax kernels: auto, native or torch_scatter")]
+AmpOpt = Annotated[bool, typer.Option("--amp", help="bfloat16 autocast on CUDA")]
+
+
+def parse_graphs(text: str) -> tuple[str, ...]:
+    from recgoat_cli.errors import UserError
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in ("item", "user-item", "user-user")]
+    if unknown:
+        raise UserError(f"--graphs {text}: unknown graph {unknown[0]}; use item, user-item and/or user-user, comma separated.")
+    return names
 
 
 def train_config(**options):
@@ -69,6 +93,20 @@ def train(
     eval_every: EvalEveryOpt = 1,
     val_metric: ValMetricOpt = "recall@20",
     seed: SeedOpt = 2024,
+    graphs: GraphsOpt = "item,user-item,user-user",
+    cmcl: CmclOpt = True,
+    oat: OatOpt = True,
+    fusion: FusionOpt = "oat",
+    lambda_cmcl: LambdaCmclOpt = 0.1,
+    lambda_oat: LambdaOatOpt = 0.1,
+    temperature: TemperatureOpt = 0.2,
+    ot_reg: OtRegOpt = 0.1,
+    ot_iters: OtItersOpt = 100,
+    ot_batch: OtBatchOpt = 256,
+    gat_layers: GatLayersOpt = 1,
+    gat_heads: GatHeadsOpt = 1,
+    kernels: KernelsOpt = "auto",
+    amp: AmpOpt = False,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run of this configuration")] = False,
     from_id: Annotated[Optional[str], typer.Option("--from", help="build-graph artifact id (default: latest)")] = None,
@@ -84,6 +122,9 @@ def train(
     config = train_config(
         model=model, dim=dim, n_layers=layers, lr=lr, reg=reg, batch_size=batch_size, epochs=epochs,
         patience=patience, eval_every=eval_every, val_metric=val_metric, seed=seed, device=device,
+        graphs=parse_graphs(graphs), cmcl=cmcl, oat=oat, fusion=fusion, lambda_cmcl=lambda_cmcl, lambda_oat=lambda_oat,
+        temperature=temperature, ot_reg=ot_reg, ot_iters=ot_iters, ot_batch=ot_batch, gat_layers=gat_layers,
+        gat_heads=gat_heads, kernels=kernels, amp=amp,
     )
     graph = ctx.store.get("build-graph", from_id)
     artifact, cached = run_train(ctx, config, graph, resume=resume)

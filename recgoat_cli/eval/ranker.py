@@ -12,7 +12,8 @@ score matmul runs through NumPy's BLAS (see ``_inner_product_scores``), so its t
 Tie handling is deterministic and independent of batch size and thread count: among equal scores
 the lower item id ranks first, both inside the list and at its cut-off. ``torch.topk`` alone does
 not promise this, so each list is re-ordered by (score descending, item id ascending), and the rare
-rows whose K-th and (K+1)-th best scores are equal are ranked again with a stable full sort.
+rows whose K-th and (K+1)-th best scores are equal are ranked again with a stable full sort (all of
+them when every score ties, e.g. all-zero embeddings: slower, still exact).
 
 When a user has fewer than K candidate items (or K exceeds the catalogue), the list is padded with
 item id ``-1`` and score ``-inf``; excluded items are never returned.
@@ -34,9 +35,9 @@ __all__ = [
     "topk_scores",
 ]
 
-# Scores for one batch are a dense float32 [batch, n_items] block; about 2**25 entries (128 MiB) keeps the
+# Scores for one batch are a dense float32 [batch, n_items] block; about 2**24 entries (64 MiB) keeps the
 # matmul and top-k efficient while bounding memory for large catalogues.
-_SCORE_BLOCK_ENTRIES = 2**25
+_SCORE_BLOCK_ENTRIES = 2**24
 
 PADDING_ITEM_ID = -1
 """Item id that pads a ranked list when the user has fewer than K candidate items."""
@@ -75,9 +76,9 @@ def csr_from_pairs(
 
 
 def _as_index_tensor(array: np.ndarray | Tensor, device: torch.device) -> Tensor:
-    return torch.as_tensor(np.asarray(array) if not isinstance(array, Tensor) else array).to(
-        device=device, dtype=torch.int64
-    )
+    if isinstance(array, np.ndarray) and not array.flags.writeable:
+        array = array.copy()  # torch warns on read-only buffers, e.g. memory-mapped .npy files
+    return torch.as_tensor(array, dtype=torch.int64, device=device)
 
 
 def _check_csr(indptr: Tensor, indices: Tensor, n_items: int, name: str) -> None:
@@ -165,7 +166,7 @@ def topk_scores(
 
     ``score[i, j] = user_emb[i] . item_emb[j]``; the items ``exclude_indices[exclude_indptr[u]:exclude_indptr[u+1]]``
     of user ``u = users[i]`` get ``-inf`` and are never returned. Rows are processed ``batch_size`` users
-    at a time (default: about 2**25 scores per batch); within a batch the mask is one ``index_put_``.
+    at a time (default: about 2**24 scores per batch); within a batch the mask is one ``index_put_``.
     Ties rank the lower item id first; short lists are padded with id ``-1`` and score ``-inf``.
     Pass ``None`` for both exclude arrays to rank all items.
 
@@ -272,7 +273,11 @@ class RankingResult:
 def _hit_matrix(
     users: Tensor, item_ids: Tensor, truth_indptr: Tensor, truth_indices: Tensor, n_items: int
 ) -> Tensor:
-    """``hits[i, r]``: is ``item_ids[i, r]`` in user ``users[i]``'s truth row? Vectorised via sorted (user, item) keys."""
+    """``hits[i, r]``: is ``item_ids[i, r]`` in user ``users[i]``'s truth row?
+
+    Membership is a binary search of the (user, item) keys ``user * n_items + item`` in the sorted truth keys,
+    so no dense [users, n_items] truth mask is built.
+    """
     truth_users = torch.repeat_interleave(
         torch.arange(truth_indptr.numel() - 1, device=users.device), truth_indptr[1:] - truth_indptr[:-1]
     )
@@ -309,8 +314,8 @@ def evaluate_ranking(
     """
     metric_names = list(METRICS) if metrics is None else list(metrics)
     unknown = [name for name in metric_names if name not in METRICS]
-    if unknown:
-        raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+    if unknown or not metric_names:
+        raise ValueError(f"metrics must be a non-empty list of known names {sorted(METRICS)}, got {metric_names}")
     if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
         raise ValueError(f"ks must be a non-empty list of positive ints, got {ks!r}")
     device = user_emb.device

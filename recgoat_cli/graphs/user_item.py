@@ -22,6 +22,7 @@ Shapes:
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -112,6 +113,8 @@ def normalized_bipartite_adjacency(
     Shapes:
         - returns ``[U + I, U + I]`` float32, symmetric, ``2 E'`` stored entries
     """
+    if layout not in ("coo", "csr"):
+        raise ValueError(f"layout must be 'coo' or 'csr', got {layout!r}")
     rows, cols, weights = normalized_bipartite_coo(train_users, train_items, n_users, n_items)
     n_nodes = n_users + n_items
     adjacency = torch.sparse_coo_tensor(
@@ -120,9 +123,12 @@ def normalized_bipartite_adjacency(
         (n_nodes, n_nodes),
         device=device,
         is_coalesced=True,
+        # The triplets are built sorted and deduplicated above, so torch's checks would only cost time.
+        check_invariants=False,
     )
     if layout == "csr":
-        return adjacency.to_sparse_csr()
-    if layout != "coo":
-        raise ValueError(f"layout must be 'coo' or 'csr', got {layout!r}")
+        with warnings.catch_warnings():
+            # torch notes on every conversion that CSR is "beta"; sparse.mm on CSR is what LightGCN needs.
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return adjacency.to_sparse_csr()
     return adjacency

@@ -8,6 +8,10 @@ import torch
 from torch import nn
 
 
+def select_rows(table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+    return table if ids is None else table[ids]
+
+
 @dataclass
 class RecOutput:
     """Final representations, scored by dot product; ``views`` holds per-view item/user tensors for extra losses.
@@ -22,7 +26,11 @@ class RecOutput:
 
 
 class Recommender(nn.Module):
-    """Base class: ``forward(graph) -> RecOutput`` where ``graph`` maps names to tensors."""
+    """Base class: ``forward(graph, users=None, items=None) -> RecOutput``; ``graph`` maps names to tensors.
+
+    When ``users`` / ``items`` (unique ids) are given, the output rows are those nodes, in that order: a
+    model may then compute only what the batch needs. Without them, every user and item is returned.
+    """
 
     def ego_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The free user and item tables the L2 penalty applies to."""

@@ -5,18 +5,41 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recgoat_cli.model.base import RecOutput, Recommender
+from recgoat_cli.model.base import RecOutput, Recommender, select_rows
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """``A @ X`` for a constant symmetric sparse ``A``: the gradient ``A^T G`` is ``A G``.
+
+    torch's own backward of a sparse product transposes ``A`` on every call, which costs more than the
+    product itself on a CPU; the normalised bipartite adjacency is symmetric, so the transpose is not needed.
+    """
+
+    @staticmethod
+    def forward(ctx, adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return adjacency @ dense
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, ctx.adjacency @ grad
+
+
+def symmetric_spmm(adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``adjacency @ dense`` with a transpose-free backward; ``adjacency`` must be symmetric and constant."""
+    return _SymmetricSpMM.apply(adjacency, dense)
 
 
 def propagate(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
     r"""Layer-mean propagation :math:`E = \frac{1}{L+1}\sum_{l=0}^{L} \hat A^l E^{(0)}`.
 
     Shapes:
-        adjacency: sparse [N, N] (:math:`\hat A = D^{-1/2} A D^{-1/2}`); ego: [N, d] -> [N, d]
+        adjacency: sparse [N, N], symmetric (:math:`\hat A = D^{-1/2} A D^{-1/2}`), COO or CSR;
+        ego: [N, d] -> [N, d]
     """
     layer, total = ego, ego
     for _ in range(n_layers):
-        layer = torch.sparse.mm(adjacency, layer)
+        layer = symmetric_spmm(adjacency, layer)
         total = total + layer
     return total / (n_layers + 1)
 
@@ -41,10 +64,10 @@ class LightGCN(Recommender):
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
 
-    def forward(self, graph: dict[str, torch.Tensor]) -> RecOutput:
+    def forward(self, graph: dict[str, torch.Tensor], users: torch.Tensor | None = None, items: torch.Tensor | None = None) -> RecOutput:
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
         out = propagate(graph["adjacency"], ego, self.n_layers)
-        return RecOutput(out[: self.n_users], out[self.n_users :])
+        return RecOutput(select_rows(out[: self.n_users], users), select_rows(out[self.n_users :], items))
 
     def __repr__(self) -> str:
         return (

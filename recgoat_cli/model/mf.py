@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recgoat_cli.model.base import RecOutput, Recommender
+from recgoat_cli.model.base import RecOutput, Recommender, select_rows
 
 
 class MatrixFactorization(Recommender):
@@ -26,8 +26,8 @@ class MatrixFactorization(Recommender):
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
 
-    def forward(self, graph: dict[str, torch.Tensor] | None = None) -> RecOutput:
-        return RecOutput(self.user_embedding.weight, self.item_embedding.weight)
+    def forward(self, graph: dict[str, torch.Tensor] | None = None, users: torch.Tensor | None = None, items: torch.Tensor | None = None) -> RecOutput:
+        return RecOutput(select_rows(self.user_embedding.weight, users), select_rows(self.item_embedding.weight, items))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(n_users={self.n_users}, n_items={self.n_items}, dim={self.dim})"

@@ -8,8 +8,9 @@ from recgoat_cli.model.base import Recommender
 def model_classes() -> dict[str, type[Recommender]]:
     from recgoat_cli.model.lightgcn import LightGCN
     from recgoat_cli.model.mf import MatrixFactorization
+    from recgoat_cli.model.recgoat import RecGOAT
 
-    return {"mf": MatrixFactorization, "lightgcn": LightGCN}
+    return {"mf": MatrixFactorization, "lightgcn": LightGCN, "recgoat": RecGOAT}
 
 
 def build_model(name: str, args: dict) -> Recommender:

@@ -21,24 +21,112 @@ from recgoat_cli.artifacts.manifest import compute_artifact_id
 from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import TrainConfig
 from recgoat_cli.errors import UserError
-from recgoat_cli.stages.build_graph import load_coo, load_train_edges
+from recgoat_cli.stages.build_graph import load_sparse, load_train_edges
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 
 STAGE = "train"
 log = logging.getLogger(__name__)
 
 
-def model_args(config: TrainConfig, n_users: int, n_items: int) -> dict:
+def model_args(config: TrainConfig, n_users: int, n_items: int, embed: Artifact | None = None) -> dict:
     args = {"n_users": n_users, "n_items": n_items, "dim": config.dim}
-    if config.model == "lightgcn":
+    if config.model in ("lightgcn", "recgoat"):
         args["n_layers"] = config.n_layers
+    if config.model == "recgoat":
+        from recgoat_cli.stages.embed import load_modalities
+
+        items, users = load_modalities(embed)
+        width = lambda m: min(int(m.shape[1]), config.lm_dim) if config.lm_dim else int(m.shape[1])  # noqa: E731
+        args.update(
+            modalities=[[name, width(matrix)] for name, matrix in items.items()],
+            user_feature_dim=width(users) if "user-user" in config.graphs else 0,
+            graphs=list(config.graphs),
+            gat_layers=config.gat_layers, gat_heads=config.gat_heads, gat_dropout=config.gat_dropout,
+            cmcl=config.cmcl, lambda_cmcl=config.lambda_cmcl, temperature=config.temperature,
+            oat=config.oat, lambda_oat=config.lambda_oat, ot_reg=config.ot_reg, ot_iters=config.ot_iters,
+            ot_batch=config.ot_batch, fusion=config.fusion, backend=config.kernels,
+        )
     return args
 
 
-def graph_tensors(config: TrainConfig, graph: Artifact) -> dict:
+def principal_components(matrix: np.ndarray, n_components: int) -> np.ndarray:
+    """The rows of ``matrix`` (centred) in the basis of its top ``n_components`` right singular vectors.
+
+    Deterministic (a full SVD, with each component's sign fixed so its largest loading is positive); a
+    matrix with no more columns than asked for is returned unchanged.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if n_components == 0 or matrix.shape[1] <= n_components:
+        return matrix.astype(np.float32)
+    centred = matrix - matrix.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    basis = vt[:n_components]
+    signs = np.sign(basis[np.arange(n_components), np.abs(basis).argmax(axis=1)])
+    return (centred @ (basis * signs[:, None]).T).astype(np.float32)
+
+
+def lm_features(matrix: np.ndarray, n_components: int):
+    """Frozen LM rows as the model reads them: reduced to ``n_components`` principal components, unit rows."""
+    import torch
+
+    reduced = torch.from_numpy(np.ascontiguousarray(principal_components(matrix, n_components)))
+    return torch.nn.functional.normalize(reduced, dim=1)
+
+
+def _edges(path: Path):
+    import torch
+
+    with np.load(path, allow_pickle=False) as data:
+        return torch.from_numpy(np.stack([data["rows"], data["cols"]])), torch.from_numpy(data["values"])
+
+
+def graph_tensors(config: TrainConfig, graph: Artifact, embed: Artifact | None = None) -> dict:
+    """The tensors a model's forward reads.
+
+    LM features are reduced to ``lm_dim`` principal components (the model works in ``dim`` dimensions, and a
+    384-wide projection of every neighbour's row per batch would cost more than the whole LightGCN pass)
+    and L2-normalised, so every modality enters on the same scale.
+    """
+    import torch
+
     if config.model == "mf":
         return {}
-    return {"adjacency": load_coo(graph.file("user_item.npz"))}
+    tensors = {"adjacency": load_sparse(graph.file("user_item.npz"))}
+    if config.model != "recgoat":
+        return tensors
+    from recgoat_cli.stages.embed import load_modalities
+
+    items, users = load_modalities(embed)
+    for name, matrix in items.items():
+        tensors[f"feat:{name}"] = lm_features(matrix, config.lm_dim)
+        if "item" in config.graphs and config.gat_layers > 0:
+            tensors[f"item_edges:{name}"], tensors[f"item_weights:{name}"] = _edges(graph.file(f"item_knn_{name}.npz"))
+    if "user-item" in config.graphs:
+        train_users, train_items = load_train_edges(graph)
+        tensors["ui_edges"] = torch.from_numpy(np.stack([train_items, train_users]))
+    if "user-user" in config.graphs:
+        tensors["user_feat"] = lm_features(users, config.lm_dim)
+        if config.gat_layers > 0:
+            if not graph.file("user_user.npz").is_file():
+                raise UserError(
+                    f"build-graph artifact {graph.id} has no user-user graph; rebuild it with `recgoat build-graph --user-graph embedding` "
+                    "or train with --graphs item,user-item."
+                )
+            tensors["user_edges"], tensors["user_weights"] = _edges(graph.file("user_user.npz"))
+    return tensors
+
+
+def upstream_embed_of(ctx: StageContext, config: TrainConfig, graph: Artifact) -> Artifact | None:
+    """The embed artifact the graph was built from; RecGOAT needs one, the ID-only models ignore it."""
+    embed_id = graph.manifest.upstream_id("embed")
+    if config.model != "recgoat":
+        return None
+    if embed_id is None:
+        raise UserError(
+            f"--model recgoat needs LM representations, but build-graph artifact {graph.id} was built without an embed "
+            f"artifact; run `recgoat embed --dataset {ctx.key}` and then `recgoat build-graph --dataset {ctx.key}`."
+        )
+    return ctx.store.get("embed", embed_id)
 
 
 def train_artifact_id(ctx: StageContext, config: TrainConfig, graph: Artifact, embed: Artifact | None) -> str:
@@ -79,6 +167,8 @@ def run_train(
     from recgoat_cli.train.loop import BEST, TrainSettings, fit, load_checkpoint
 
     dataset = ctx.dataset
+    if embed is None:
+        embed = upstream_embed_of(ctx, config, graph)
     artifact_id = train_artifact_id(ctx, config, graph, embed)
     folder = ctx.store.ensure_stage_dir(STAGE)
     work_dir = folder / f".work-{artifact_id}"
@@ -101,16 +191,16 @@ def run_train(
             shutil.rmtree(work_dir)
         work_dir.mkdir(exist_ok=True)
         torch.manual_seed(config.seed)
-        args = model_args(config, dataset.n_users, dataset.n_items)
+        args = model_args(config, dataset.n_users, dataset.n_items, embed)
         model = build_model(config.model, args).to(device)
-        tensors = graph_tensors(config, graph)
+        tensors = graph_tensors(config, graph, embed)
         users, items = load_train_edges(graph)
         sampler = NegativeSampler(torch.from_numpy(users), torch.from_numpy(items), dataset.n_items)
 
         def validate(m) -> dict[str, float]:
             out = m({k: v.to(device) for k, v in tensors.items()})
             result = evaluate_ranking(
-                out.users.float(), out.items.float(), valid_indptr, valid_indices, train_indptr, train_indices,
+                out.users.detach().float(), out.items.detach().float(), valid_indptr, valid_indices, train_indptr, train_indices,
                 ks=[int(k)], metrics=[metric],
             )
             return result.metrics
@@ -130,8 +220,8 @@ def run_train(
         model.eval()
         with torch.no_grad():
             out = model({k: v.to(device) for k, v in tensors.items()})
-        np.save(work_dir / "user_embeddings.npy", out.users.float().cpu().numpy())
-        np.save(work_dir / "item_embeddings.npy", out.items.float().cpu().numpy())
+        np.save(work_dir / "user_embeddings.npy", out.users.detach().float().cpu().numpy())
+        np.save(work_dir / "item_embeddings.npy", out.items.detach().float().cpu().numpy())
         epoch_seconds = [r["train_seconds"] for r in result.history if "train_seconds" in r]
         write_manifest(
             work_dir,
@@ -152,6 +242,7 @@ def run_train(
                 "stopped_early": result.stopped_early,
                 "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
                 "device": str(device),
+                **({"fusion_weights": model.fusion_weights()} if hasattr(model, "fusion_weights") else {}),
             },
         )
         ctx.store.commit(work_dir, STAGE, artifact_id, force=True)

@@ -141,12 +141,19 @@ def fit(
             u = users[lo : lo + settings.batch_size].to(device)
             i = positives[lo : lo + settings.batch_size].to(device)
             j = negatives[lo : lo + settings.batch_size].to(device)
+            # the model computes only the batch's unique users and items; local indices address its rows
+            batch_users, user_rows = torch.unique(u, return_inverse=True)
+            batch_items, item_rows = torch.unique(torch.cat([i, j]), return_inverse=True)
+            pos_rows, neg_rows = item_rows[: len(i)], item_rows[len(i) :]
             with torch.autocast(device.type, enabled=scaler_enabled, dtype=torch.bfloat16):
-                out = runner(graph)
-                terms = {"bpr": bpr_loss((out.users[u] * out.items[i]).sum(-1), (out.users[u] * out.items[j]).sum(-1))}
+                out = runner(graph, batch_users, batch_items)
+                user_vectors = out.users[user_rows]
+                terms = {
+                    "bpr": bpr_loss((user_vectors * out.items[pos_rows]).sum(-1), (user_vectors * out.items[neg_rows]).sum(-1))
+                }
                 user_ego, item_ego = model.ego_embeddings()
                 terms["l2"] = settings.reg * l2_penalty(user_ego[u], item_ego[i], item_ego[j])
-                terms.update(model.auxiliary_losses(out, u, i))
+                terms.update(model.auxiliary_losses(out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows)))
                 loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

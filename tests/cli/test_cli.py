@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -16,29 +15,14 @@ from recgoat_cli.cli.app import app, expand_multi_value_options
 runner = CliRunner()
 
 
-def make_tiny_dataset(root: Path, n_users: int = 40, n_items: int = 30, seed: int = 0) -> Path:
-    """A random dataset where each user has 6 items: 4 train, 1 valid, 1 test."""
-    rng = np.random.default_rng(seed)
-    folder = root / "tiny"
-    folder.mkdir(parents=True)
-    rows = ["userID\titemID\tx_label"]
-    for u in range(n_users):
-        others = np.setdiff1d(np.arange(n_items), [u % n_items])
-        items = np.concatenate([[u % n_items], rng.choice(others, 5, replace=False)])  # every item id appears
-        for pos, item in enumerate(items):
-            rows.append(f"{u}\t{item}\t{0 if pos < 4 else pos - 3}")
-    (folder / "tiny.inter").write_text("\n".join(rows) + "\n")
-    return folder
-
-
 def invoke(*args: str):
     result = runner.invoke(app, list(args))
     return result
 
 
 @pytest.fixture()
-def tiny(tmp_path):
-    return make_tiny_dataset(tmp_path / "data"), tmp_path / "runs"
+def tiny(tiny_dataset, tmp_path):
+    return tiny_dataset, tmp_path / "runs"
 
 
 def test_expand_multi_value_options():

@@ -45,3 +45,22 @@ def test_bpr_and_l2_hand_values():
     assert torch.isfinite(bpr_loss(torch.tensor([-1e4]), torch.tensor([1e4])))
     # (1 + 4 + 9 + 16) / (2 * 2) = 7.5
     assert l2_penalty(torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0], [4.0]])).item() == pytest.approx(7.5)
+
+
+def test_symmetric_spmm_gradient_matches_dense():
+    torch.manual_seed(0)
+    dense = torch.rand(6, 6)
+    dense = (dense + dense.t()) * (torch.rand(6, 6) > 0.5)
+    dense = dense + dense.t()
+    x1 = torch.randn(6, 3, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    (propagate(dense.to_sparse_csr(), x1, 2) ** 2).sum().backward()
+    (propagate_dense(dense, x2, 2) ** 2).sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-5)
+
+
+def propagate_dense(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+    layers = [ego]
+    for _ in range(n_layers):
+        layers.append(adjacency @ layers[-1])
+    return torch.stack(layers).mean(0)

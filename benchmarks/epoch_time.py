@@ -1,0 +1,118 @@
+"""Training epoch time of LightGCN and RecGOAT on Amazon-Baby-sized data, in one process.
+
+The interactions are ``../shared/data/baby`` (19,445 users, 7,050 items, 119,674 train pairs) when it is
+there, else random ones of the same shape. Baby ships no side information, so RecGOAT gets two synthetic
+modalities of realistic widths (384-d "text", 128-d "image"; random unit rows) and a user representation,
+with real 10-NN item-item and user-user graphs built from them: the cost being measured does not depend
+on what the features mean. Every epoch is one pass over the train pairs, batch 2048, 64-d, 3 layers.
+
+    .venv/bin/python benchmarks/epoch_time.py [--epochs 2] [--threads N] [--models lightgcn recgoat]
+
+Prints one JSON line per model (median epoch seconds over the measured epochs, excluding evaluation) and
+the RecGOAT / LightGCN ratio (goal <= 2.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recgoat_cli.data.sampling import NegativeSampler
+from recgoat_cli.graphs.item_knn import blockwise_topk_cosine, knn_graph
+from recgoat_cli.graphs.user_item import normalized_bipartite_adjacency, user_item_edges
+from recgoat_cli.model.registry import build_model
+from recgoat_cli.stages.train import lm_features
+from recgoat_cli.train.loop import TrainSettings, fit
+
+BABY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "baby" / "baby.inter"
+
+
+def load_interactions(seed: int = 0):
+    if BABY.is_file():
+        import polars as pl
+
+        frame = pl.read_csv(BABY, separator="\t").filter(pl.col("x_label") == 0)
+        return frame["userID"].to_numpy(), frame["itemID"].to_numpy(), 19445, 7050, "baby"
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 19445, 119674)
+    items = rng.integers(0, 7050, 119674)
+    keep = np.unique(users * 7050 + items, return_index=True)[1]
+    return users[keep], items[keep], 19445, 7050, "random (baby shape)"
+
+
+def unit_rows(n: int, d: int, rng) -> np.ndarray:
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def knn_edges(features: np.ndarray, k: int = 10):
+    indices, values = blockwise_topk_cosine(features, k)
+    rows, cols, weights = knn_graph(indices, values, features.shape[0], normalize="sym")
+    return torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(weights)
+
+
+def recgoat_graph(users, items, n_users, n_items, adjacency) -> tuple[dict, list, int]:
+    rng = np.random.default_rng(0)
+    graph = {"adjacency": adjacency}
+    modalities = [["text", 384], ["image", 128]]
+    for name, dim in modalities:
+        features = unit_rows(n_items, dim, rng)
+        graph[f"feat:{name}"] = lm_features(features, 64)
+        graph[f"item_edges:{name}"], graph[f"item_weights:{name}"] = knn_edges(features)
+    user_features = unit_rows(n_users, 384, rng)
+    graph["user_feat"] = lm_features(user_features, 64)
+    graph["user_edges"], graph["user_weights"] = knn_edges(user_features)
+    graph["ui_edges"] = torch.from_numpy(np.stack([items, users]))
+    return graph, [[name, 64] for name, _ in modalities], 64
+
+
+def time_model(name: str, graph: dict, args: dict, sampler, epochs: int) -> list[float]:
+    torch.manual_seed(0)
+    model = build_model(name, args)
+    settings = TrainSettings(epochs=epochs, batch_size=2048, lr=1e-3, reg=1e-4, patience=100, eval_every=10_000, val_metric="recall@20", seed=0)
+    with tempfile.TemporaryDirectory() as work:
+        result = fit(model, graph, sampler, lambda m: {"recall@20": 0.0}, settings, Path(work), {})
+    return [r["train_seconds"] for r in result.history]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--models", nargs="+", default=["lightgcn", "recgoat"])
+    parser.add_argument("--gat-heads", type=int, default=2)
+    options = parser.parse_args()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    users, items, n_users, n_items, source = load_interactions()
+    users, items = user_item_edges(users, items, n_users, n_items)
+    adjacency = normalized_bipartite_adjacency(users, items, n_users, n_items).to_sparse_csr()
+    sampler = NegativeSampler(torch.from_numpy(users), torch.from_numpy(items), n_items)
+    base = {"n_users": n_users, "n_items": n_items, "dim": 64, "n_layers": 3}
+    results = {}
+    for name in options.models:
+        if name == "recgoat":
+            graph, modalities, user_dim = recgoat_graph(users, items, n_users, n_items, adjacency)
+            args = {**base, "modalities": modalities, "user_feature_dim": user_dim, "gat_heads": options.gat_heads}
+        else:
+            graph, args = {"adjacency": adjacency}, dict(base)
+        seconds = time_model(name, graph, args, sampler, options.epochs)
+        results[name] = statistics.median(seconds)
+        print(json.dumps({"model": name, "data": source, "epoch_seconds": seconds, "median": results[name],
+                          "threads": torch.get_num_threads(), "loadavg": os.getloadavg()[0], "machine": platform.node(),
+                          "date": time.strftime("%Y-%m-%d")}))
+    if {"lightgcn", "recgoat"} <= set(results):
+        print(json.dumps({"ratio_recgoat_over_lightgcn": results["recgoat"] / results["lightgcn"]}))
+
+
+if __name__ == "__main__":
+    main()

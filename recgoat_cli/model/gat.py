@@ -1,0 +1,204 @@
+"""Sparse multi-head graph attention (GAT, Velickovic et al. 2018) over an edge list.
+
+One layer serves every graph RecGOAT uses: item-item kNN graphs, user-user graphs and the user-item
+graph (users attend over items, items over users), because source and destination node sets may differ.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recgoat_cli.model.scatter import resolve_backend, scatter_sum, segment_softmax
+
+
+class SparseGATLayer(nn.Module):
+    r"""One multi-head GAT layer; each destination node attends over its incoming edges.
+
+    For an edge ``j -> i`` (row 0 of ``edge_index`` holds ``j``, row 1 holds ``i``) and head ``h``:
+
+    .. math::
+        e^h_{ij} = \mathrm{LeakyReLU}\big(a^{h\top}_{src} W^h_{src} x_j + a^{h\top}_{dst} W^h_{dst} x_i\big)
+                   + \log w_{ij}
+
+        \alpha^h_{ij} = \frac{\exp e^h_{ij}}{\sum_{k \in N(i)} \exp e^h_{ik}}
+                      \quad(\text{so } \alpha^h_{ij} \propto w_{ij} \exp(\text{score}))
+
+        x'_i = \Big\Vert_h \text{ or } \frac{1}{H}\sum_h \;\; \sum_{j \in N(i)} \alpha^h_{ij} W^h_{src} x_j
+               \;+\; R\, x_i \;+\; b
+
+    Choices:
+        * Edge weights enter multiplicatively into the unnormalised attention (``+ log w`` on the
+          logits); ``w = 1`` (or no weights) is plain GAT. Weights must be ``>= 0``; a zero weight
+          removes the edge in effect (its log is clamped to ``log(float32 tiny)`` to stay finite).
+        * No self-loops are added: a node's own features enter through the residual ``R x_i``
+          (identity when the input and output widths agree, else a bias-free linear map). A node with
+          no incoming edge gets exactly ``R x_i + b`` (zero aggregation, never NaN).
+        * ``share_weights=True`` uses one ``W`` for both sides (same node type, e.g. item-item);
+          ``False`` gives sources and destinations their own ``W`` (e.g. users attending over items).
+        * Attention dropout (probability ``attn_dropout``) is applied to ``alpha`` in training only.
+        * Heads are concatenated (``concat=True``, width ``heads * out_dim``) or averaged (width ``out_dim``).
+        * Initialisation: Glorot-uniform for ``W``, ``a`` and ``R``; zeros for ``b`` (as in PyG's GATConv).
+
+    Shapes:
+        x: ``[N, in_dim]`` or a pair ``(x_src [N_src, in_dim], x_dst [N_dst, in_dim])``;
+        edge_index: ``[2, E]`` int64 (row 0 source, row 1 destination); edge_weight: ``[E]`` or None;
+        output: ``[N_dst, heads * out_dim]`` if ``concat`` else ``[N_dst, out_dim]``;
+        attention (with ``return_attention=True``): ``[E, heads]``, summing to 1 over each node's incoming edges.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        heads: int = 1,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+        attn_dropout: float = 0.0,
+        residual: bool = True,
+        bias: bool = True,
+        share_weights: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim, self.heads, self.concat = in_dim, out_dim, heads, concat
+        self.negative_slope, self.attn_dropout = negative_slope, attn_dropout
+        self.share_weights = share_weights
+        self.backend = resolve_backend(backend)
+        width = heads * out_dim if concat else out_dim
+
+        self.lin_src = nn.Linear(in_dim, heads * out_dim, bias=False)
+        self.lin_dst = self.lin_src if share_weights else nn.Linear(in_dim, heads * out_dim, bias=False)
+        self.att_src = nn.Parameter(torch.empty(1, heads, out_dim))
+        self.att_dst = nn.Parameter(torch.empty(1, heads, out_dim))
+        if not residual:
+            self.residual = None
+        elif in_dim == width:
+            self.residual = nn.Identity()
+        else:
+            self.residual = nn.Linear(in_dim, width, bias=False)
+        self.bias = nn.Parameter(torch.empty(width)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.lin_src.weight)
+        if not self.share_weights:
+            nn.init.xavier_uniform_(self.lin_dst.weight)
+        # Glorot bound for a [heads, out_dim] attention vector, as PyG does.
+        for att in (self.att_src, self.att_dst):
+            bound = math.sqrt(6.0 / (att.size(-2) + att.size(-1)))
+            nn.init.uniform_(att, -bound, bound)
+        if isinstance(self.residual, nn.Linear):
+            nn.init.xavier_uniform_(self.residual.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(
+        self,
+        x: Tensor | tuple[Tensor, Tensor],
+        edge_index: Tensor,
+        edge_weight: Tensor | None = None,
+        return_attention: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        num_dst = x_dst.size(0)
+        src, dst = edge_index[0], edge_index[1]
+
+        h_src = self.lin_src(x_src).view(-1, self.heads, self.out_dim)
+        if x_dst is x_src and self.share_weights:
+            h_dst = h_src
+        else:
+            h_dst = self.lin_dst(x_dst).view(-1, self.heads, self.out_dim)
+        score_src = (h_src * self.att_src).sum(-1)  # [N_src, H]
+        score_dst = (h_dst * self.att_dst).sum(-1)  # [N_dst, H]
+
+        logits = F.leaky_relu(score_src[src] + score_dst[dst], self.negative_slope)  # [E, H]
+        if edge_weight is not None:
+            if bool((edge_weight < 0).any()):
+                raise ValueError("SparseGATLayer edge weights must be >= 0.")
+            tiny = torch.finfo(torch.float32).tiny
+            logits = logits + edge_weight.clamp_min(tiny).log().unsqueeze(-1).to(logits.dtype)
+        alpha = segment_softmax(logits, dst, num_dst, backend=self.backend)
+        dropped = F.dropout(alpha, p=self.attn_dropout, training=self.training)
+
+        messages = h_src[src] * dropped.unsqueeze(-1)  # [E, H, C]
+        out = scatter_sum(messages, dst, num_dst, backend=self.backend)  # [N_dst, H, C]
+        out = out.reshape(num_dst, self.heads * self.out_dim) if self.concat else out.mean(dim=1)
+        if self.residual is not None:
+            out = out + self.residual(x_dst)
+        if self.bias is not None:
+            out = out + self.bias
+        return (out, alpha) if return_attention else out
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.in_dim}, {self.out_dim}, heads={self.heads}, "
+            f"concat={self.concat}, residual={self.residual is not None}, backend={self.backend!r})"
+        )
+
+
+class GATEncoder(nn.Module):
+    r"""A stack of ``num_layers`` :class:`SparseGATLayer` over one homogeneous graph, ELU between layers.
+
+    .. math::
+        x^{(l+1)} = \mathrm{Dropout}\big(\mathrm{ELU}(\mathrm{GAT}_l(x^{(l)}))\big) \quad (l < L-1), \qquad
+        z = \mathrm{GAT}_{L-1}(x^{(L-1)})
+
+    Hidden layers concatenate ``heads`` heads of width ``hidden_dim // heads`` (so their output is
+    ``hidden_dim`` wide; ``hidden_dim`` must be divisible by ``heads``); the last layer averages its
+    heads to ``out_dim``. Feature dropout sits between layers only, never on the input embeddings.
+    A user-item graph is encoded as one graph over ``N_users + N_items`` nodes with edges both ways.
+
+    Shapes:
+        x: ``[N, in_dim]``; edge_index: ``[2, E]``; edge_weight: ``[E]`` or None; output: ``[N, out_dim]``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        num_layers: int = 2,
+        heads: int = 1,
+        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
+        negative_slope: float = 0.2,
+        residual: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"GATEncoder needs num_layers >= 1, got {num_layers}.")
+        if num_layers > 1 and hidden_dim % heads != 0:
+            raise ValueError(f"GATEncoder hidden_dim ({hidden_dim}) must be divisible by heads ({heads}).")
+        self.in_dim, self.hidden_dim, self.out_dim = in_dim, hidden_dim, out_dim
+        self.num_layers, self.heads, self.dropout = num_layers, heads, dropout
+        common = dict(negative_slope=negative_slope, attn_dropout=attn_dropout, residual=residual, backend=backend)
+        layers = []
+        for depth in range(num_layers):
+            layer_in = in_dim if depth == 0 else hidden_dim
+            if depth == num_layers - 1:
+                layers.append(SparseGATLayer(layer_in, out_dim, heads=heads, concat=False, **common))
+            else:
+                layers.append(SparseGATLayer(layer_in, hidden_dim // heads, heads=heads, concat=True, **common))
+        self.layers = nn.ModuleList(layers)
+
+    def reset_parameters(self) -> None:
+        for layer in self.layers:
+            layer.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        for depth, layer in enumerate(self.layers):
+            x = layer(x, edge_index, edge_weight)
+            if depth < self.num_layers - 1:
+                x = F.dropout(F.elu(x), p=self.dropout, training=self.training)
+        return x
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.in_dim}, {self.hidden_dim}, {self.out_dim}, "
+            f"num_layers={self.num_layers}, heads={self.heads})"
+        )

@@ -1,0 +1,271 @@
+r"""RecGOAT: graph attention over LM representations, aligned to collaborative IDs by CMCL and OAT.
+
+For users :math:`u`, items :math:`i` and modalities :math:`m` (text, image, imported features):
+
+.. math::
+    U^{id}, I^{id} = \mathrm{LightGCN}(\hat A; E_u, E_i)
+        \qquad\text{(collaborative backbone over the user-item graph)}
+
+    X_m = F_m W_m, \qquad I^{m} = \mathrm{GAT}^{ii}_m(X_m; G^{ii}_m)
+        \qquad\text{(item-item kNN graph of modality } m)
+
+    U^{items} = \mathrm{GAT}^{ui}\big((\tfrac{1}{|M|}\textstyle\sum_m X_m, E_u); G^{ui}\big)
+        \qquad\text{(users attend over their train items' content rows)}
+
+    U^{lm} = \mathrm{GAT}^{uu}(F_u W_u; G^{uu})
+        \qquad\text{(user-user kNN graph over user LM representations)}
+
+    z_i = \sum_v \pi^{item}_v I^{v}_i,\quad z_u = \sum_v \pi^{user}_v U^{v}_u,
+        \quad \pi = \mathrm{softmax}(w) \qquad\text{(adaptive fusion)}, \qquad \hat y_{ui} = z_u^\top z_i
+
+Training adds to BPR on :math:`\hat y`: CMCL, the InfoNCE between the ID view and every other view of the
+same batch items (and users); and OAT, the entropic Wasserstein cost between each modality's batch
+distribution and the ID distribution (gradient by the envelope theorem, see ``model/oat.py``).
+
+Cost: the LM features are frozen inputs; the attention layers compute only the rows the batch needs (the
+last layer is restricted to the batch's destination nodes), so the extra cost over LightGCN is a few
+sparse gathers, not another full-graph pass. Everything is computed for all nodes at evaluation.
+
+Graph inputs (``graph`` dict of tensors, built by the train stage):
+``adjacency`` (sparse [U+I, U+I]), ``feat:<m>`` ([I, d_m], L2-normalised), ``item_edges:<m>`` ([2, E]
+item -> item) with ``item_weights:<m>`` ([E]), ``ui_edges`` ([2, E] item -> user, train only),
+``user_feat`` ([U, d_u]), ``user_edges`` ([2, E] user -> user) with ``user_weights``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from recgoat_cli.model.base import RecOutput, Recommender
+from recgoat_cli.model.cmcl import info_nce
+from recgoat_cli.model.fusion import AdaptiveFusion
+from recgoat_cli.model.gat import GATEncoder, SparseGATLayer
+from recgoat_cli.model.lightgcn import propagate
+from recgoat_cli.model.oat import wasserstein_cost
+
+GRAPH_KINDS = ("item", "user-item", "user-user")
+#: rows per contrastive problem: InfoNCE over B rows costs B^2; 511 in-batch negatives per row are plenty
+CMCL_ROWS = 512
+
+
+def restrict_edges(edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor | None, num_nodes: int):
+    """Keep the edges into ``nodes`` and renumber their destinations to positions in ``nodes``.
+
+    Shapes:
+        edge_index [2, E], edge_weight [E] or None, nodes [B] (unique) -> edge_index [2, E'], weight [E']
+    """
+    if nodes is None:
+        return edge_index, edge_weight
+    position = torch.full((num_nodes,), -1, dtype=torch.long, device=edge_index.device)
+    position[nodes] = torch.arange(nodes.numel(), device=edge_index.device)
+    keep = position[edge_index[1]] >= 0
+    kept = torch.stack([edge_index[0, keep], position[edge_index[1, keep]]])
+    return kept, (edge_weight[keep] if edge_weight is not None else None)
+
+
+class GraphAttentionBranch(nn.Module):
+    """``layers`` GAT layers over projected rows; the last layer computes only the rows of ``nodes``.
+
+    ``source(ids)`` returns the projected source rows ``ids`` (all rows for ``None``), so in training only the
+    batch's neighbourhood is projected, never the whole graph. Inner layers (``layers > 1``) run on the
+    whole homogeneous graph.
+
+    Shapes:
+        source(ids) -> [len(ids), dim]; x_dst [N_dst, dim] or None (homogeneous graph: taken from ``source``);
+        edge_index [2, E] (row 0 source, row 1 destination) -> [len(nodes) or N_dst, dim]
+    """
+
+    def __init__(self, dim: int, layers: int, heads: int, dropout: float, backend: str, share_weights: bool = True):
+        super().__init__()
+        self.dim, self.layers_count, self.heads = dim, layers, heads
+        self.inner = (
+            GATEncoder(dim, dim, dim, num_layers=layers - 1, heads=heads, attn_dropout=dropout, backend=backend)
+            if layers > 1
+            else None
+        )
+        self.last = SparseGATLayer(dim, dim, heads=heads, concat=False, attn_dropout=dropout, share_weights=share_weights, backend=backend)
+
+    def reset_parameters(self) -> None:
+        if self.inner is not None:
+            self.inner.reset_parameters()
+        self.last.reset_parameters()
+
+    def forward(self, source, x_dst: Tensor | None, edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor | None, num_dst: int) -> Tensor:
+        if self.inner is not None and x_dst is None:
+            hidden = self.inner(source(None), edge_index, edge_weight)
+
+            def source(ids):
+                return hidden if ids is None else hidden[ids]
+
+        if nodes is None:
+            x_src = source(None)
+            return self.last((x_src, x_src if x_dst is None else x_dst), edge_index, edge_weight)
+        edges, weights = restrict_edges(edge_index, edge_weight, nodes, num_dst)
+        sources, local = torch.unique(edges[0], return_inverse=True)
+        destinations = source(nodes) if x_dst is None else x_dst[nodes]
+        return self.last((source(sources), destinations), torch.stack([local, edges[1]]), weights)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(dim={self.dim}, layers={self.layers_count}, heads={self.heads})"
+
+
+class RecGOAT(Recommender):
+    r"""The RecGOAT recommender; see the module docstring for the equations.
+
+    Args (plain values, stored in checkpoints): ``modalities`` is a list of ``[name, feature_dim]`` pairs
+    (empty: LightGCN with user-user attention only, if ``user_feature_dim``); ``user_feature_dim`` 0 means
+    no user LM representation; ``graphs`` a subset of ``item``, ``user-item``, ``user-user``.
+
+    Shapes:
+        forward(graph, users [Bu] | None, items [Bi] | None) -> RecOutput(users [Bu or U, dim],
+        items [Bi or I, dim], views {"item:<v>": [Bi, dim], "user:<v>": [Bu, dim]})
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int,
+        n_layers: int,
+        modalities: list,
+        user_feature_dim: int = 0,
+        graphs: list | tuple = GRAPH_KINDS,
+        gat_layers: int = 1,
+        gat_heads: int = 1,
+        gat_dropout: float = 0.1,
+        cmcl: bool = True,
+        lambda_cmcl: float = 0.1,
+        temperature: float = 0.2,
+        oat: bool = True,
+        lambda_oat: float = 0.1,
+        ot_reg: float = 0.1,
+        ot_iters: int = 100,
+        ot_batch: int = 256,
+        fusion: str = "oat",
+        backend: str = "auto",
+    ):
+        super().__init__()
+        unknown = set(graphs) - set(GRAPH_KINDS)
+        if unknown:
+            raise ValueError(f"unknown graphs {sorted(unknown)}; known: {GRAPH_KINDS}")
+        self.n_users, self.n_items, self.dim, self.n_layers = n_users, n_items, dim, n_layers
+        self.modalities = [(str(name), int(size)) for name, size in modalities]
+        self.user_feature_dim = user_feature_dim
+        self.graphs = tuple(graphs)
+        self.gat_layers = gat_layers
+        self.cmcl, self.lambda_cmcl, self.temperature = cmcl, lambda_cmcl, temperature
+        self.oat, self.lambda_oat = oat, lambda_oat
+        self.ot_reg, self.ot_iters, self.ot_batch = ot_reg, ot_iters, ot_batch
+        self.user_embedding = nn.Embedding(n_users, dim)
+        self.item_embedding = nn.Embedding(n_items, dim)
+        self.project = nn.ModuleDict({name: nn.Linear(size, dim) for name, size in self.modalities})
+        use_gat = gat_layers > 0
+        self.item_gat = nn.ModuleDict(
+            {name: GraphAttentionBranch(dim, gat_layers, gat_heads, gat_dropout, backend) for name, _ in self.modalities}
+            if use_gat and "item" in self.graphs
+            else {}
+        )
+        self.user_item_gat = (
+            GraphAttentionBranch(dim, 1, gat_heads, gat_dropout, backend, share_weights=False)
+            if use_gat and "user-item" in self.graphs and self.modalities
+            else None
+        )
+        self.user_project = nn.Linear(user_feature_dim, dim) if user_feature_dim else None
+        self.user_gat = (
+            GraphAttentionBranch(dim, gat_layers, gat_heads, gat_dropout, backend)
+            if user_feature_dim and use_gat and "user-user" in self.graphs
+            else None
+        )
+        self.item_views = ["id"] + [name for name, _ in self.modalities]
+        self.user_views = ["id"] + (["items"] if self.user_item_gat is not None else []) + (["lm"] if self.user_project is not None else [])
+        self.item_fusion = AdaptiveFusion(dim, len(self.item_views), fusion)
+        self.user_fusion = AdaptiveFusion(dim, len(self.user_views), fusion)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+        for module in [*self.project.values(), *self.item_gat.values(), self.item_fusion, self.user_fusion]:
+            module.reset_parameters()
+        if self.user_item_gat is not None:
+            self.user_item_gat.reset_parameters()
+        if self.user_project is not None:
+            self.user_project.reset_parameters()
+        if self.user_gat is not None:
+            self.user_gat.reset_parameters()
+
+    def forward(self, graph: dict[str, Tensor], users: Tensor | None = None, items: Tensor | None = None) -> RecOutput:
+        ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
+        collaborative = propagate(graph["adjacency"], ego, self.n_layers) if self.n_layers else ego
+        user_id, item_id = collaborative[: self.n_users], collaborative[self.n_users :]
+        item_views = {"id": item_id if items is None else item_id[items]}
+        user_views = {"id": user_id if users is None else user_id[users]}
+        for name, _ in self.modalities:
+            features, project = graph[f"feat:{name}"], self.project[name]
+
+            def source(ids, features=features, project=project):
+                return project(features if ids is None else features[ids])
+
+            if name in self.item_gat:
+                item_views[name] = self.item_gat[name](
+                    source, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), items, self.n_items
+                )
+            else:
+                item_views[name] = source(items)
+        if self.user_item_gat is not None:
+            # one attention over each user's train items, whose rows are the mean of their projected modalities
+            def item_content(ids):
+                return torch.stack([self.project[n](graph[f"feat:{n}"] if ids is None else graph[f"feat:{n}"][ids]) for n, _ in self.modalities]).mean(0)
+
+            user_views["items"] = self.user_item_gat(item_content, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_users)
+        if self.user_project is not None:
+
+            def user_source(ids):
+                return self.user_project(graph["user_feat"] if ids is None else graph["user_feat"][ids])
+
+            if self.user_gat is not None:
+                user_views["lm"] = self.user_gat(user_source, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users)
+            else:
+                user_views["lm"] = user_source(users)
+        fused_items = self.item_fusion([item_views[v] for v in self.item_views])
+        fused_users = self.user_fusion([user_views[v] for v in self.user_views])
+        views = {f"item:{k}": v for k, v in item_views.items()} | {f"user:{k}": v for k, v in user_views.items()}
+        return RecOutput(fused_users, fused_items, views)
+
+    def auxiliary_losses(self, out: RecOutput, users: Tensor, items: Tensor) -> dict[str, Tensor]:
+        """CMCL and OAT on the batch rows of ``out`` (``users``/``items`` index those rows)."""
+        terms: dict[str, Tensor] = {}
+        modal = [name for name, _ in self.modalities]
+        if self.cmcl and self.lambda_cmcl > 0:
+            users = users[torch.randperm(users.numel(), device=users.device)[:CMCL_ROWS]]
+            items = items[torch.randperm(items.numel(), device=items.device)[:CMCL_ROWS]]
+            pairs = [(out.views["item:id"][items], out.views[f"item:{m}"][items]) for m in modal]
+            pairs += [(out.views["user:id"][users], out.views[f"user:{v}"][users]) for v in self.user_views[1:]]
+            if pairs:
+                terms["cmcl"] = self.lambda_cmcl * torch.stack([info_nce(a, b, self.temperature) for a, b in pairs]).mean()
+        if self.oat and self.lambda_oat > 0 and modal:
+            sample = items[torch.randperm(items.numel(), device=items.device)[: self.ot_batch]]
+            ids = out.views["item:id"][sample]
+            costs = [
+                wasserstein_cost(out.views[f"item:{m}"][sample], ids, reg=self.ot_reg, n_iter_max=self.ot_iters, grad="envelope")
+                for m in modal
+            ]
+            terms["oat"] = self.lambda_oat * torch.stack(costs).mean()
+        return terms
+
+    def fusion_weights(self) -> dict[str, dict[str, float]]:
+        """The learned view weights of the item and user fusion (``oat`` and ``sum`` modes)."""
+        weights = {}
+        for side, fusion, names in (("item", self.item_fusion, self.item_views), ("user", self.user_fusion, self.user_views)):
+            w = fusion.weights()
+            if w is not None:
+                weights[side] = {n: float(x) for n, x in zip(names, w.detach().cpu())}
+        return weights
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(n_users={self.n_users}, n_items={self.n_items}, dim={self.dim}, "
+            f"n_layers={self.n_layers}, modalities={self.modalities}, user_feature_dim={self.user_feature_dim}, "
+            f"graphs={self.graphs})"
+        )

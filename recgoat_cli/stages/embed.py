@@ -1,0 +1,267 @@
+"""``recgoat embed``: LM representations of items, one matrix per modality, and of users.
+
+Modalities:
+- ``text``: a sentence-transformers model over a template of the dataset's ``items.tsv`` columns;
+- ``image``: open_clip with real weights (``--image-encoder clip``), or, when no weights are given, the
+  documented colour-histogram + gradient-orientation descriptor (``descriptor``), said so in the manifest;
+- any precomputed ``*_feat.npy`` of the dataset, and files given with ``--feature NAME=path``.
+
+Users: from each user's **train** items only, either the mean of their item text rows (``mean``; the first
+modality when there is no text) or a text profile of their last N train items encoded as a query (``profile``).
+
+Files: ``item_<modality>.npy`` (float32 ``[n_items, d]``), ``users.npy`` (float32 ``[n_users, d]``) and
+``modalities.json`` (what each matrix is). Items without text or with an unreadable image are filled with the
+mean row of the modality, counted and listed in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from recgoat_cli.artifacts.manifest import compute_artifact_id, sha256_file, sha256_json
+from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.config import EmbedConfig
+from recgoat_cli.data.dataset import IMAGE_SUFFIXES, Dataset
+from recgoat_cli.errors import UserError
+from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
+
+STAGE = "embed"
+TITLE_COLUMNS = ("title", "movie_title", "name", "item_name")
+GENRE_COLUMNS = ("genres", "genre", "class", "category", "categories")
+DESCRIPTION_COLUMNS = ("description", "plot", "overview", "summary")
+DESCRIPTOR_NAME = "colour-histogram+HOG descriptor (classical, no learned weights)"
+LISTED_MISSING = 50
+
+
+def read_item_table(dataset: Dataset):
+    """``items.tsv`` as a polars frame with one row per item id (absent ids get empty fields)."""
+    import polars as pl
+
+    path = dataset.item_table
+    try:
+        frame = pl.read_csv(path, separator="\t", infer_schema_length=0, quote_char=None, encoding="utf8")
+    except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} cannot be read as UTF-8 tab-separated text ({str(exc).splitlines()[0]}); fix or regenerate it with `recgoat prepare`.") from None
+    if "itemID" not in frame.columns:
+        raise UserError(f"{path} has no itemID column (header: {', '.join(frame.columns)}).")
+    ids = frame["itemID"].cast(pl.Int64, strict=False)
+    if ids.null_count() or (ids >= dataset.n_items).any() or (ids < 0).any():
+        raise UserError(f"{path} column itemID holds an id that is not an item of {dataset.inter_file.name}; regenerate it with `recgoat prepare`.")
+    frame = frame.with_columns(ids.alias("itemID")).unique("itemID", keep="first")
+    full = pl.DataFrame({"itemID": np.arange(dataset.n_items, dtype=np.int64)})
+    return full.join(frame, on="itemID", how="left").sort("itemID")
+
+
+def _first(columns: list[str], wanted: tuple[str, ...]) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    return next((lower[w] for w in wanted if w in lower), None)
+
+
+def default_text_template(columns: list[str]) -> str:
+    """Title, genres and description, when the table has columns that look like them."""
+    title, genre, description = (_first(columns, w) for w in (TITLE_COLUMNS, GENRE_COLUMNS, DESCRIPTION_COLUMNS))
+    parts = []
+    if title:
+        parts.append("{" + title + "}.")
+    if genre:
+        parts.append("Genres: {" + genre + "}.")
+    if description:
+        parts.append("{" + description + "}")
+    if not parts:
+        raise UserError(
+            f"cannot guess a text template from the item columns ({', '.join(columns)}); pass --text-template, e.g. '{{{columns[0]}}}'."
+        )
+    return " ".join(parts)
+
+
+def image_paths(dataset: Dataset) -> list[Path | None]:
+    paths: list[Path | None] = [None] * dataset.n_items
+    if dataset.image_dir is None:
+        return paths
+    for path in dataset.image_dir.iterdir():
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.stem.isdigit() and int(path.stem) < dataset.n_items:
+            item = int(path.stem)
+            if paths[item] is None or path.suffix.lower() == ".png":
+                paths[item] = path
+    return paths
+
+
+def input_fingerprint(dataset: Dataset, config: EmbedConfig) -> dict[str, str]:
+    """Hashes of everything an embedding depends on: interactions, item table, images, feature files."""
+    hashes = dataset.input_hashes()
+    if dataset.item_table is not None and config.text_model:
+        hashes["items.tsv"] = sha256_file(dataset.item_table)
+    if dataset.image_dir is not None and config.image_encoder != "none":
+        hashes["images/"] = sha256_json(
+            [(p.name, sha256_file(p)) for p in sorted(dataset.image_dir.iterdir()) if p.is_file()]
+        )
+    if config.dataset_features:
+        hashes.update({path.name: sha256_file(path) for path in dataset.feature_files.values()})
+    for name, path in config.features:
+        if not Path(path).is_file():
+            raise UserError(f"--feature {name}={path}: the file does not exist.")
+        hashes[f"feature:{name}"] = sha256_file(Path(path))
+    return hashes
+
+
+def _train_items_in_time_order(dataset: Dataset) -> list[list[int]]:
+    users, items = dataset.split("train")
+    stamps = dataset.timestamps["train"] if dataset.timestamps is not None else np.zeros(len(users))
+    order = np.lexsort((np.arange(len(users)), stamps, users))
+    per_user: list[list[int]] = [[] for _ in range(dataset.n_users)]
+    for u, i in zip(users[order].tolist(), items[order].tolist()):
+        per_user[u].append(i)
+    return per_user
+
+
+def _missing_record(indices: list[int], rule: str, reasons: list[str] | None = None) -> dict:
+    record = {"count": len(indices), "items": indices[:LISTED_MISSING], "fill": rule}
+    if reasons:
+        record["reasons"] = reasons[:LISTED_MISSING]
+    return record
+
+
+def _quiet_transformers() -> None:
+    """No model-loading progress bars or notices when the caller asked for --json or --quiet output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: None) -> tuple[Artifact, bool]:
+    from recgoat_cli.encoders.text import fill_missing_rows
+
+    dataset = ctx.dataset
+    hashes = input_fingerprint(dataset, config)
+    artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [], hashes)
+    if not ctx.force and (cached := ctx.store.find_cached(STAGE, artifact_id)) is not None:
+        ctx.store.set_latest(STAGE, artifact_id)
+        return cached, True
+    device = str(resolve_device(config.device))
+    modalities: dict[str, np.ndarray] = {}
+    described: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    text_model = None
+
+    if config.text_model:
+        if dataset.item_table is None:
+            skipped["text"] = f"{dataset.root} has no items.tsv"
+        else:
+            from recgoat_cli.encoders.text import encode_texts, load_text_model, render_item_texts
+
+            if not ctx.progress:
+                _quiet_transformers()
+            table = read_item_table(dataset)
+            template = config.text_template or default_text_template([c for c in table.columns if c != "itemID"])
+            texts, missing = render_item_texts(table.drop("itemID"), template, dataset.n_items)
+            text_model, spec, info = load_text_model(config.text_model, device)
+            log(f"text: {info['name']} ({info['dim']}-d) over {dataset.n_items} items")
+            present = [i for i, t in enumerate(texts) if t]
+            matrix = np.zeros((dataset.n_items, info["dim"]), dtype=np.float32)
+            if present:
+                matrix[present] = encode_texts(
+                    text_model, [texts[i] for i in present], batch_size=config.batch_size, prefix=spec.passage_prefix,
+                    normalize=spec.normalize, device=device, progress=ctx.progress,
+                )
+            modalities["text"] = fill_missing_rows(matrix, missing, config.missing_rule, what="item texts")
+            described["text"] = {"kind": "text", "template": template, "missing": _missing_record(missing, config.missing_rule), **info}
+
+    if config.image_encoder != "none":
+        paths = image_paths(dataset)
+        have_images = any(p is not None for p in paths)
+        encoder = config.image_encoder
+        if encoder == "auto":
+            encoder = "clip" if config.image_weights else "descriptor"
+        if not have_images:
+            if config.image_encoder in ("clip", "descriptor"):
+                raise UserError(f"--image-encoder {config.image_encoder}: {dataset.root} has no images/ folder with <itemID>.png|jpg files.")
+            skipped["image"] = f"{dataset.root} has no images"
+        elif encoder == "clip":
+            from recgoat_cli.encoders.image import encode_images, load_image_model
+
+            model, preprocess, info = load_image_model(config.image_model, config.image_weights, device)
+            log(f"image: open_clip {config.image_model} over {sum(p is not None for p in paths)} images")
+            matrix, bad, reasons = encode_images(model, preprocess, paths, config.batch_size, device, progress=ctx.progress)
+            modalities["image"] = fill_missing_rows(matrix, bad, config.missing_rule, what="item images")
+            described["image"] = {"kind": "image", "encoder": "open_clip", "missing": _missing_record(bad, config.missing_rule, reasons), **info}
+        else:
+            from recgoat_cli.encoders.descriptor import describe_images
+
+            log(f"image: no CLIP weights given, using the {DESCRIPTOR_NAME}")
+            matrix, bad, reasons = describe_images(paths)
+            modalities["image"] = fill_missing_rows(matrix, bad, config.missing_rule, what="item images")
+            described["image"] = {
+                "kind": "image", "encoder": DESCRIPTOR_NAME, "dim": int(matrix.shape[1]),
+                "missing": _missing_record(bad, config.missing_rule, reasons),
+            }
+
+    from recgoat_cli.encoders.features import load_feature_file, parse_feature_spec
+
+    feature_files = dict(dataset.feature_files) if config.dataset_features else {}
+    for name, path in config.features:
+        feature_files[name] = Path(path)
+    for name, path in feature_files.items():
+        if name in modalities:
+            raise UserError(f"--feature {name}: a modality named {name} exists already; pick another name.")
+        parse_feature_spec(f"{name}={path}")  # the same name rules for the dataset's own files
+        modalities[name] = load_feature_file(path, dataset.n_items, name)
+        described[name] = {"kind": "precomputed", "path": str(path), "sha256": sha256_file(path), "dim": int(modalities[name].shape[1])}
+
+    if not modalities:
+        raise UserError(
+            f"{dataset.root} gives nothing to embed (no items.tsv, images or *_feat.npy, and no --feature); "
+            "train with --model lightgcn, which needs no embed artifact."
+        )
+    users, user_info = user_representations(ctx, config, modalities, text_model, device)
+
+    with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
+        shapes = {}
+        for name, matrix in modalities.items():
+            np.save(out / f"item_{name}.npy", matrix.astype(np.float32))
+            shapes[f"item_{name}.npy"] = list(matrix.shape)
+            described[name]["normalized"] = bool(np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-3))
+        np.save(out / "users.npy", users)
+        shapes["users.npy"] = list(users.shape)
+        (out / "modalities.json").write_text(json.dumps({"items": described, "users": user_info, "skipped": skipped}, indent=2, default=str) + "\n")
+        write_manifest(
+            out, stage=STAGE, artifact_id=artifact_id, dataset=ctx.key, config=config.model_dump(mode="json"),
+            inputs=hashes, shapes=shapes,
+            summary={"modalities": {n: list(m.shape) for n, m in modalities.items()}, "users": list(users.shape), "skipped": skipped,
+                     "missing": {n: d["missing"]["count"] for n, d in described.items() if "missing" in d}},
+        )
+    return ctx.store.get(STAGE, artifact_id), False
+
+
+def user_representations(ctx: StageContext, config: EmbedConfig, modalities: dict, text_model, device: str) -> tuple[np.ndarray, dict]:
+    """User rows from train interactions only (never valid or test)."""
+    from recgoat_cli.encoders.text import mean_user_embeddings
+
+    dataset = ctx.dataset
+    if config.user_mode == "profile":
+        if text_model is None:
+            raise UserError("--user-mode profile needs a text modality (items.tsv and --text-model); use --user-mode mean.")
+        from recgoat_cli.encoders.text import encode_texts, text_model_spec, user_profile_texts
+
+        table = read_item_table(dataset)
+        title = _first([c for c in table.columns if c != "itemID"], TITLE_COLUMNS)
+        if title is None:
+            raise UserError(f"{dataset.item_table} has no title column ({', '.join(TITLE_COLUMNS)}) for --user-mode profile.")
+        titles = table[title].fill_null("").to_list()
+        texts = user_profile_texts(_train_items_in_time_order(dataset), titles, config.profile_template, config.profile_last_n)
+        spec = text_model_spec(config.text_model)
+        users = encode_texts(text_model, texts, batch_size=config.batch_size, prefix=spec.query_prefix, normalize=spec.normalize, device=device, progress=ctx.progress)
+        return users, {"mode": "profile", "template": config.profile_template, "last_n": config.profile_last_n, "source": "text"}
+    source = "text" if "text" in modalities else next(iter(modalities))
+    indptr, indices = split_csr(dataset, "train")
+    users, without = mean_user_embeddings(modalities[source], indptr, indices)
+    return users, {"mode": "mean", "source": source, "users_without_train": without, "fill": "mean of all items"}
+
+
+def load_modalities(artifact: Artifact) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    info = json.loads(artifact.file("modalities.json").read_text())
+    items = {name: np.load(artifact.file(f"item_{name}.npy"), allow_pickle=False) for name in info["items"]}
+    return items, np.load(artifact.file("users.npy"), allow_pickle=False)

@@ -40,7 +40,15 @@ def describe(row: dict) -> str:
         return f"{summary.get('split')}: {shown}"
     if row["stage"] == "build-graph":
         graphs = summary.get("graphs", {})
-        return "; ".join(f"{name}: {g.get('edges')} edges, {g.get('isolated')} isolated" for name, g in graphs.items())
+        return "\n".join(
+            f"{name}: {g['nodes']} nodes, {g['edges']} edges, degree {g['degree_min']}/{g['degree_median']:g}/{g['degree_max']} "
+            f"(min/median/max), {g['isolated_nodes']} isolated"
+            for name, g in graphs.items()
+        )
+    if row["stage"] == "embed":
+        shapes = ", ".join(f"{name} {shape[0]}x{shape[1]}" for name, shape in summary.get("modalities", {}).items())
+        skipped = "".join(f"\nskipped {name}: {why}" for name, why in summary.get("skipped", {}).items())
+        return f"items: {shapes}; users {summary.get('users', ['?', '?'])[1]}-d{skipped}"
     if row["stage"] == "export":
         return f"{summary.get('rows')} rows, top-{summary.get('top_k')}"
     return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)))[:120]

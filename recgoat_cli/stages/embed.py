@@ -211,6 +211,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
         modalities[name] = load_feature_file(path, dataset.n_items, name)
         described[name] = {"kind": "precomputed", "path": str(path), "sha256": sha256_file(path), "dim": int(modalities[name].shape[1])}
 
+    skipped = {name: reason for name, reason in skipped.items() if name not in modalities}
     if not modalities:
         raise UserError(
             f"{dataset.root} gives nothing to embed (no items.tsv, images or *_feat.npy, and no --feature); "

@@ -1,0 +1,82 @@
+"""build-graph: every graph comes from the train split only, statistics are recorded, bad input exits 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recgoat_cli.cli.app import app
+from recgoat_cli.config import EmbedConfig, GraphConfig
+from recgoat_cli.stages.build_graph import load_sparse, run_build_graph
+from recgoat_cli.stages.common import open_context
+from recgoat_cli.stages.embed import run_embed
+
+runner = CliRunner()
+
+
+def _features_dataset(tiny_dataset, n_items: int = 30, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    np.save(tiny_dataset / "image_feat.npy", rng.standard_normal((n_items, 6)).astype(np.float32))
+    return tiny_dataset
+
+
+def test_graphs_use_train_only_and_are_symmetric(tiny_dataset, tmp_path):
+    data = _features_dataset(tiny_dataset)
+    ctx = open_context(str(data), tmp_path)
+    embed, _ = run_embed(ctx, EmbedConfig(text_model=None, image_encoder="none", device="cpu"))
+    graph, _ = run_build_graph(ctx, GraphConfig(knn_k=3, user_knn_k=3, user_graph="both"), embed)
+    stats = graph.manifest.summary["graphs"]
+    assert set(stats) == {"user_item", "item_knn_image", "user_user"}
+    assert all(s["symmetric"] for s in stats.values())
+
+    adjacency = load_sparse(graph.file("user_item.npz"), layout="coo")
+    rows, cols = adjacency.indices().numpy()
+    n_users = ctx.dataset.n_users
+    edges = {(int(r), int(c) - n_users) for r, c in zip(rows, cols) if r < n_users}
+    train = set(zip(*map(lambda a: a.tolist(), ctx.dataset.split("train"))))
+    held_out = set(zip(*map(lambda a: a.tolist(), ctx.dataset.split("valid")))) | set(zip(*map(lambda a: a.tolist(), ctx.dataset.split("test"))))
+    assert edges == train and not edges & held_out
+
+
+def test_co_interaction_graph_ignores_valid_and_test(tmp_path):
+    # users 0 and 1 share an item only through the test split: they must not be neighbours
+    folder = tmp_path / "d" / "leak"
+    folder.mkdir(parents=True)
+    rows = ["userID\titemID\tx_label", "0\t0\t0", "0\t1\t0", "0\t4\t1", "1\t2\t0", "1\t3\t0", "1\t1\t2", "2\t0\t0", "2\t4\t0", "2\t3\t1"]
+    (folder / "leak.inter").write_text("\n".join(rows) + "\n")
+    ctx = open_context(str(folder), tmp_path / "w")
+    graph, _ = run_build_graph(ctx, GraphConfig(user_knn_k=1, user_graph="co-interaction", co_measure="count", normalize="none"))
+    with np.load(graph.file("user_user.npz")) as data:
+        pairs = set(zip(data["rows"].tolist(), data["cols"].tolist()))
+    assert (0, 1) not in pairs and (1, 0) not in pairs
+    assert (0, 2) in pairs  # they share item 0 in train
+
+
+@pytest.mark.parametrize(
+    ("feature", "args", "message"),
+    [
+        (np.zeros((29, 4), dtype=np.float32), [], "29"),
+        (np.full((30, 4), np.nan, dtype=np.float32), [], "NaN"),
+        (np.ones((30, 4), dtype=np.float32), ["--knn-k", "30"], "--knn-k 30"),
+    ],
+)
+def test_bad_modalities_exit_2(tiny_dataset, tmp_path, feature, args, message):
+    np.save(tiny_dataset / "image_feat.npy", feature)
+    workdir = tmp_path / "runs"
+    embedded = runner.invoke(app, ["embed", "--dataset", str(tiny_dataset), "--workdir", str(workdir), "--text-model", "none"])
+    if embedded.exit_code == 2:  # row count and NaN are caught while importing the feature
+        assert message in embedded.output and "Traceback" not in embedded.output
+        return
+    result = runner.invoke(app, ["build-graph", "--dataset", str(tiny_dataset), "--workdir", str(workdir), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not [p for p in (workdir / "tiny" / "build-graph").iterdir() if not p.name.startswith(".")]
+
+
+def test_empty_train_split_exits_2(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "empty.inter").write_text("userID\titemID\tx_label\n0\t0\t1\n0\t1\t2\n")
+    result = runner.invoke(app, ["build-graph", "--dataset", str(folder), "--workdir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "no train interactions" in result.output

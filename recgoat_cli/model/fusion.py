@@ -2,12 +2,15 @@ r"""Fusion of the ID representation with the (OT-aligned) modality representatio
 
 Three modes, for views :math:`h_1..h_V` (view 0 is the ID view by convention, the rest modalities):
 
-* ``"oat"`` (adaptive weights): :math:`z = \sum_v \operatorname{softmax}(w)_v\, h_v`, with a learnable
-  logit vector :math:`w \in \mathbb{R}^V` initialised to zeros, i.e. uniform weights ``1/V``: no view is
-  favoured before training, and the softmax keeps the weights positive and summing to 1 (a convex
-  combination, so the fused vector stays on the scale of its inputs).
+* ``"oat"`` (adaptive weights): :math:`z = V \sum_v \operatorname{softmax}(w)_v\, h_v`, with a learnable
+  logit vector :math:`w \in \mathbb{R}^V` initialised to zeros, i.e. uniform weights: no view is favoured
+  before training, and the softmax keeps the weights positive with a fixed total. The factor ``V`` makes
+  that total ``V`` rather than 1, so at initialisation every view enters at full scale (``z = \sum_v h_v``):
+  a convex combination would shrink the ID view by ``1/V`` and its dot-product scores by ``1/V^2``, which
+  slows BPR training by the same factor (measured on the sample catalogue: BPR stuck near 0.67 after 38
+  epochs with the convex form).
 * ``"concat"``: :math:`z = W [h_1 \Vert \dots \Vert h_V] + c`, a linear projection back to ``dim``.
-* ``"sum"``: :math:`z = \frac{1}{V} \sum_v h_v`, the plain mean (no parameters).
+* ``"sum"``: :math:`z = \sum_v h_v`, the plain sum (no parameters; equal to ``"oat"`` at initialisation).
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ class AdaptiveFusion(nn.Module):
             self.project.reset_parameters()
 
     def weights(self) -> Tensor | None:
-        """Per-view weights ``[n_views]`` summing to 1 (``"oat"``: learned; ``"sum"``: uniform);
-        None for ``"concat"``, whose mixing is a full matrix rather than one weight per view."""
+        """Per-view shares ``[n_views]`` summing to 1 (``"oat"``: learned; ``"sum"``: uniform); the fused
+        vector is ``n_views * sum_v share_v h_v``. None for ``"concat"``, whose mixing is a full matrix."""
         if self.mode == "oat":
             return torch.softmax(self.weight_logits, dim=0)
         if self.mode == "sum":
@@ -61,9 +64,9 @@ class AdaptiveFusion(nn.Module):
                 f"AdaptiveFusion expects {self.n_views} views of width {self.dim}, got shape {tuple(stacked.shape)}."
             )
         if self.mode == "oat":
-            return torch.einsum("v,vnd->nd", self.weights().to(stacked.dtype), stacked)
+            return torch.einsum("v,vnd->nd", self.n_views * self.weights().to(stacked.dtype), stacked)
         if self.mode == "sum":
-            return stacked.mean(dim=0)
+            return stacked.sum(dim=0)
         return self.project(torch.cat(list(stacked), dim=-1))
 
     def __repr__(self) -> str:

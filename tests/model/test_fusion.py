@@ -1,4 +1,4 @@
-"""Tests for recgoat_cli/model/fusion.py: adaptive softmax weights, concat projection and plain mean."""
+"""Tests for recgoat_cli/model/fusion.py: adaptive softmax weights (scaled by the view count), concat, plain sum."""
 
 import pytest
 import torch
@@ -19,8 +19,13 @@ def test_oat_weights_start_uniform_and_sum_to_one(n_views, rows, dim):
         fusion.weight_logits.copy_(torch.randn(n_views) * 5)
     assert fusion.weights().sum().item() == pytest.approx(1.0) and (fusion.weights() > 0).all()
     inputs = views(n_views, rows, dim)
-    expected = sum(w * v for w, v in zip(fusion.weights(), inputs))
+    expected = sum(n_views * w * v for w, v in zip(fusion.weights(), inputs))
     torch.testing.assert_close(fusion(inputs), expected)
+
+
+def test_oat_starts_equal_to_the_plain_sum():
+    inputs = views(3, 5, 4)
+    torch.testing.assert_close(AdaptiveFusion(4, 3, mode="oat")(inputs), AdaptiveFusion(4, 3, mode="sum")(inputs))
 
 
 def test_oat_weights_hand_computed():
@@ -28,7 +33,7 @@ def test_oat_weights_hand_computed():
     with torch.no_grad():
         fusion.weight_logits.copy_(torch.tensor([0.0, torch.log(torch.tensor(3.0))]))  # softmax -> 1/4, 3/4
     out = fusion([torch.tensor([[4.0]]), torch.tensor([[8.0]])])
-    torch.testing.assert_close(out, torch.tensor([[7.0]]))  # 4/4 + 3*8/4
+    torch.testing.assert_close(out, torch.tensor([[14.0]]))  # 2 views * (4/4 + 3*8/4) = 2 * 7
 
 
 def test_gradient_reaches_weight_logits():
@@ -47,11 +52,11 @@ def test_concat_projects_back_to_dim(n_views, rows, dim):
 
 
 @pytest.mark.parametrize("n_views", [1, 2, 5])
-def test_sum_is_the_mean_and_accepts_a_stacked_tensor(n_views):
+def test_sum_is_the_sum_and_accepts_a_stacked_tensor(n_views):
     fusion = AdaptiveFusion(3, n_views, mode="sum")
     inputs = views(n_views, 4, 3)
-    torch.testing.assert_close(fusion(inputs), torch.stack(inputs).mean(0))
-    torch.testing.assert_close(fusion(torch.stack(inputs)), torch.stack(inputs).mean(0))
+    torch.testing.assert_close(fusion(inputs), torch.stack(inputs).sum(0))
+    torch.testing.assert_close(fusion(torch.stack(inputs)), torch.stack(inputs).sum(0))
     assert list(fusion.parameters()) == []
     torch.testing.assert_close(fusion.weights(), torch.full((n_views,), 1.0 / n_views))
 

@@ -121,7 +121,7 @@ class ExportConfig(StageConfig):
     """``recgoat export``: per-user top-N lists with original ids, and the learned embeddings."""
 
     top_k: int = Field(20, ge=1)
-    format: Literal["parquet", "csv"] = "parquet"
+    format: Literal["parquet", "csv", "torchscript"] = "parquet"
     exclude: Literal["train", "train+valid", "none"] = "train"
     batch_size: int | None = Field(None, ge=1, description="users per scoring block; None sizes it from the item count")
     device: str = "auto"

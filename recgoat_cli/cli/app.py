@@ -67,6 +67,7 @@ def _register() -> None:
     from recgoat_cli.cli.evaluate import evaluate
     from recgoat_cli.cli.export import export
     from recgoat_cli.cli.prepare import prepare
+    from recgoat_cli.cli.report import report
     from recgoat_cli.cli.run import run
     from recgoat_cli.cli.show import show
     from recgoat_cli.cli.train import train
@@ -79,6 +80,7 @@ def _register() -> None:
     app.command("export")(export)
     app.command("run")(run)
     app.command("show")(show)
+    app.command("report")(report)
 
 
 @app.callback()

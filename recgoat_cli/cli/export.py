@@ -1,4 +1,4 @@
-"""``recgoat export``: top-N lists per user (original ids) and the learned embeddings."""
+"""``recgoat export``: top-N lists per user (original ids) and the learned embeddings, or a TorchScript scorer."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def export(
     workdir: WorkdirOpt = DEFAULT_WORKDIR,
     data_root: DataRootOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", help="recommendations per user")] = 20,
-    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv, or torchscript (scorer.pt: top-K for any known user with only torch installed)")] = "parquet",
     exclude: Annotated[str, typer.Option("--exclude", help="known items never recommended: train, train+valid or none")] = "train",
     device: DeviceOpt = "auto",
     from_id: Annotated[Optional[str], typer.Option("--from", help="train artifact id (default: latest)")] = None,

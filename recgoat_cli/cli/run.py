@@ -23,6 +23,7 @@ from recgoat_cli.cli.embed import FeatureOpt, ImageEncoderOpt, ImageModelOpt, Im
 from recgoat_cli.cli.evaluate import KOpt, render_metrics
 from recgoat_cli.cli.train import (
     AmpOpt,
+    LmDimOpt,
     BatchOpt,
     CmclOpt,
     DimOpt,
@@ -83,6 +84,7 @@ def run(
     gat_heads: GatHeadsOpt = 1,
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
+    lm_dim: LmDimOpt = 64,
     text_model: TextModelOpt = "minilm",
     text_template: TextTemplateOpt = None,
     image_encoder: ImageEncoderOpt = "auto",
@@ -126,7 +128,7 @@ def run(
         patience=patience, eval_every=eval_every, val_metric=val_metric, seed=seed, device=device,
         graphs=parse_graphs(graphs), cmcl=cmcl, oat=oat, fusion=fusion, lambda_cmcl=lambda_cmcl, lambda_oat=lambda_oat,
         temperature=temperature, ot_reg=ot_reg, ot_iters=ot_iters, ot_batch=ot_batch, gat_layers=gat_layers,
-        gat_heads=gat_heads, kernels=kernels, amp=amp,
+        gat_heads=gat_heads, kernels=kernels, amp=amp, lm_dim=lm_dim,
     )
     trained, cached = run_train(ctx, config, graph)
     output.info(f"train {trained.id}{' (cached)' if cached else ''}: best epoch {trained.manifest.summary['best_epoch']}")

@@ -45,6 +45,7 @@ GatLayersOpt = Annotated[int, typer.Option("--gat-layers", help="graph attention
 GatHeadsOpt = Annotated[int, typer.Option("--gat-heads", help="attention heads")]
 KernelsOpt = Annotated[str, typer.Option("--kernels", help="edge softmax kernels: auto, native or torch_scatter")]
 AmpOpt = Annotated[bool, typer.Option("--amp", help="bfloat16 autocast on CUDA")]
+LmDimOpt = Annotated[int, typer.Option("--lm-dim", help="principal components kept of each frozen LM representation (0: all)")]
 
 
 def parse_graphs(text: str) -> tuple[str, ...]:
@@ -107,6 +108,7 @@ def train(
     gat_heads: GatHeadsOpt = 1,
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
+    lm_dim: LmDimOpt = 64,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run of this configuration")] = False,
     from_id: Annotated[Optional[str], typer.Option("--from", help="build-graph artifact id (default: latest)")] = None,
@@ -124,7 +126,7 @@ def train(
         patience=patience, eval_every=eval_every, val_metric=val_metric, seed=seed, device=device,
         graphs=parse_graphs(graphs), cmcl=cmcl, oat=oat, fusion=fusion, lambda_cmcl=lambda_cmcl, lambda_oat=lambda_oat,
         temperature=temperature, ot_reg=ot_reg, ot_iters=ot_iters, ot_batch=ot_batch, gat_layers=gat_layers,
-        gat_heads=gat_heads, kernels=kernels, amp=amp,
+        gat_heads=gat_heads, kernels=kernels, amp=amp, lm_dim=lm_dim,
     )
     graph = ctx.store.get("build-graph", from_id)
     artifact, cached = run_train(ctx, config, graph, resume=resume)

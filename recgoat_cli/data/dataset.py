@@ -245,6 +245,7 @@ def read_id_map(path: Path | None, n: int) -> np.ndarray:
     new_ids = frame[new_col].cast(pl.Int64, strict=False)
     if new_ids.null_count():
         raise UserError(f"{path} column {new_col} holds a non-integer id; regenerate it with `recgoat prepare`.")
-    originals = np.arange(n).astype(object).astype(str)
+    # an object array until the end: a fixed-width str array would truncate longer ids on assignment
+    originals = np.array([str(i) for i in range(n)], dtype=object)
     originals[new_ids.to_numpy()] = frame[orig_col].to_numpy().astype(str)
     return originals.astype(str)

@@ -3,6 +3,8 @@
 Files: ``recommendations.parquet`` (or ``.csv``) with columns ``user_id, item_id, rank, score`` (original
 ids from the dataset's id maps, rank from 1), ``user_embeddings.npy`` / ``item_embeddings.npy`` with
 ``user_ids.txt`` / ``item_ids.txt`` naming their rows, and ``lineage.json`` naming the artifacts they came from.
+``--format torchscript`` writes ``scorer.pt`` instead of the lists: a TorchScript module that a process with
+only ``torch`` loads and asks for the top K of any known user (``recgoat_cli.stages.scorer``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,17 @@ def recommend(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tup
     return ids.cpu().numpy(), scores.float().cpu().numpy()
 
 
+def write_scorer(ctx: StageContext, config: ExportConfig, trained: Artifact, path, user_ids, item_ids, chain: dict) -> None:
+    """``scorer.pt``: the embeddings, original ids, the ``--exclude`` splits' CSR and the lineage, scripted."""
+    from recgoat_cli.stages.scorer import build_scorer, save_scorer
+
+    users, items = load_embeddings(trained)
+    splits = EXCLUDED_SPLITS[config.exclude]
+    indptr, indices = split_csr(ctx.dataset, *splits) if splits else (np.zeros(ctx.dataset.n_users + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    scorer = build_scorer(users, items, indptr, indices, user_ids.tolist(), item_ids.tolist(), chain)
+    save_scorer(scorer, path, {"dataset": ctx.key, "exclude": config.exclude, "lineage": chain})
+
+
 def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tuple[Artifact, bool]:
     import polars as pl
 
@@ -57,28 +70,36 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
         return cached, True
     user_ids = read_id_map(dataset.user_map, dataset.n_users)
     item_ids = read_id_map(dataset.item_map, dataset.n_items)
+    chain = lineage(trained)
     with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
-        top, scores = recommend(ctx, config, trained)
-        n_users, k = top.shape
-        keep = top.reshape(-1) >= 0
-        frame = pl.DataFrame(
-            {
-                "user_id": np.repeat(user_ids, k)[keep],
-                "item_id": item_ids[np.clip(top.reshape(-1), 0, None)][keep],
-                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_users)[keep],
-                "score": scores.reshape(-1)[keep],
-            }
-        )
-        name = f"recommendations.{config.format}"
-        if config.format == "parquet":
-            frame.write_parquet(out / name)
+        if config.format == "torchscript":
+            name = "scorer.pt"
+            write_scorer(ctx, config, trained, out / name, user_ids, item_ids, chain)
+            shapes = {}
+            summary = {"format": "torchscript", "scorer": name, "users": dataset.n_users, "items": dataset.n_items, "exclude": config.exclude}
         else:
-            frame.write_csv(out / name)
+            top, scores = recommend(ctx, config, trained)
+            n_users, k = top.shape
+            keep = top.reshape(-1) >= 0
+            frame = pl.DataFrame(
+                {
+                    "user_id": np.repeat(user_ids, k)[keep],
+                    "item_id": item_ids[np.clip(top.reshape(-1), 0, None)][keep],
+                    "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_users)[keep],
+                    "score": scores.reshape(-1)[keep],
+                }
+            )
+            name = f"recommendations.{config.format}"
+            if config.format == "parquet":
+                frame.write_parquet(out / name)
+            else:
+                frame.write_csv(out / name)
+            shapes = {name: [frame.height, 4]}
+            summary = {"rows": frame.height, "users": n_users, "top_k": k}
         for source in ("user_embeddings.npy", "item_embeddings.npy"):
             shutil.copyfile(trained.file(source), out / source)
         (out / "user_ids.txt").write_text("\n".join(user_ids) + "\n", encoding="utf-8")
         (out / "item_ids.txt").write_text("\n".join(item_ids) + "\n", encoding="utf-8")
-        chain = lineage(trained)
         (out / "lineage.json").write_text(json.dumps({"dataset": ctx.key, "artifacts": chain}, indent=2) + "\n")
         write_manifest(
             out,
@@ -88,8 +109,8 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
             config=config.model_dump(mode="json"),
             upstream=[trained],
             inputs=dataset.input_hashes(),
-            shapes={name: [frame.height, 4]},
+            shapes=shapes,
             seed=trained.manifest.seed,
-            summary={"rows": frame.height, "users": n_users, "top_k": k, "lineage": chain},
+            summary={**summary, "lineage": chain},
         )
     return ctx.store.get(STAGE, artifact_id), False

@@ -69,3 +69,21 @@ def test_sample_data_loads():
     test = set(zip(*ds.split("test")))
     assert not train & test
     assert np.unique(ds.split("train")[0]).size == ds.n_users
+
+
+def test_id_maps_keep_long_original_ids():
+    from recgoat_cli.data.dataset import read_id_map
+
+    ds = load_dataset(sample_data_dir(), "sample")
+    users = read_id_map(ds.user_map, ds.n_users)
+    items = read_id_map(ds.item_map, ds.n_items)
+    assert len(set(users)) == ds.n_users and len(set(items)) == ds.n_items
+    assert users[7] == "u0119" and items[42] == "sku-0905"  # rows 9 and 44 of the shipped maps
+
+
+def test_id_maps_tab_separated_like_mmrec(tmp_path):
+    from recgoat_cli.data.dataset import read_id_map
+
+    path = tmp_path / "i_id_mapping.csv"
+    path.write_text("asin\titemID\n097293751X\t1\nB00LONGASIN\t0\n")
+    assert read_id_map(path, 2).tolist() == ["B00LONGASIN", "097293751X"]

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 #: options that take several values after one flag (``--k 10 20``); click wants ``--k 10 --k 20``
-MULTI_VALUE_OPTIONS = {"--k", "--seeds", "--fail-below", "--grid", "--feature", "--item-text", "--item-text-key", "--item-text-columns"}
+MULTI_VALUE_OPTIONS = {"--k", "--seeds", "--fail-below", "--grid", "--feature", "--item-text", "--item-text-key", "--item-text-columns", "--from"}
 
 
 def expand_multi_value_options(args: list[str]) -> list[str]:

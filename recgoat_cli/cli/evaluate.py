@@ -33,12 +33,33 @@ FailBelowOpt = Annotated[
 ]
 
 
+def aggregate_runs(runs: list[dict]) -> dict:
+    """Mean and population std of every metric over several runs (one per seed)."""
+    import statistics
+
+    keys = list(runs[0]["metrics"])
+    return {
+        "split": runs[0]["split"],
+        "model": runs[0].get("model"),
+        "n_users": runs[0]["n_users"],
+        "n_runs": len(runs),
+        "metrics": {k: statistics.mean(r["metrics"][k] for r in runs) for k in keys},
+        "std": {k: statistics.pstdev(r["metrics"][k] for r in runs) for k in keys},
+        "runs": runs,
+    }
+
+
 def render_metrics(payload: dict) -> None:
     metrics = payload["metrics"]
+    std = payload.get("std")
     ks = sorted({int(key.split("@")[1]) for key in metrics})
     names = list(dict.fromkeys(key.split("@")[0] for key in metrics))
-    rows = [[name] + [metrics[f"{name}@{k}"] for k in ks] for name in names]
-    title = f"{payload.get('model')} on {payload['split']} ({payload['n_users']} users)"
+    if std:
+        rows = [[name] + [f"{metrics[f'{name}@{k}']:.4f} ± {std[f'{name}@{k}']:.4f}" for k in ks] for name in names]
+        title = f"{payload.get('model')} on {payload['split']} ({payload['n_users']} users, mean ± std of {payload['n_runs']} runs)"
+    else:
+        rows = [[name] + [metrics[f"{name}@{k}"] for k in ks] for name in names]
+        title = f"{payload.get('model')} on {payload['split']} ({payload['n_users']} users)"
     render_table(title, ["metric"] + [f"@{k}" for k in ks], rows)
 
 
@@ -50,7 +71,10 @@ def evaluate(
     k: KOpt = None,
     split: SplitOpt = "test",
     device: DeviceOpt = "auto",
-    from_id: Annotated[Optional[str], typer.Option("--from", help="train artifact id (default: latest)")] = None,
+    from_id: Annotated[
+        Optional[list[str]],
+        typer.Option("--from", help="train artifact id(s) (default: the latest, or every run of the latest --seeds call)"),
+    ] = None,
     fail_below: FailBelowOpt = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -68,9 +92,15 @@ def evaluate(
     ctx = context(dataset, workdir, data_root, force=force, out=output)
     config = EvalConfig(ks=tuple(k or (10, 20)), split=split, device=device)
     gates = parse_gates(fail_below or (), config.metrics, config.ks)  # before ranking: a typo costs nothing
-    trained = ctx.store.get("train", from_id)
-    artifact, cached = run_evaluate(ctx, config, trained)
-    payload = {"artifact_id": artifact.id, "cached": cached, **artifact.manifest.summary}
+    from recgoat_cli.stages.train import latest_seed_group
+
+    ids = list(from_id or latest_seed_group(ctx) or [None])
+    evaluated = [run_evaluate(ctx, config, ctx.store.get("train", i)) for i in ids]
+    if len(evaluated) == 1:
+        artifact, cached = evaluated[0]
+        payload = {"artifact_id": artifact.id, "cached": cached, **artifact.manifest.summary}
+    else:
+        payload = aggregate_runs([a.manifest.summary | {"artifact_id": a.id, "seed": a.manifest.seed} for a, _ in evaluated])
     results = gate_results(payload["metrics"], gates)
     if results:
         payload["gates"] = [r.as_dict() for r in results]

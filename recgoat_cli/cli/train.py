@@ -94,6 +94,7 @@ def train(
     eval_every: EvalEveryOpt = 1,
     val_metric: ValMetricOpt = "recall@20",
     seed: SeedOpt = 2024,
+    seeds: Annotated[Optional[list[int]], typer.Option("--seeds", help="train one model per seed, e.g. --seeds 1 2 3 (evaluate then reports mean +- std)")] = None,
     graphs: GraphsOpt = "item,user-item,user-user",
     cmcl: CmclOpt = True,
     oat: OatOpt = True,
@@ -129,6 +130,17 @@ def train(
         gat_heads=gat_heads, kernels=kernels, amp=amp, lm_dim=lm_dim,
     )
     graph = ctx.store.get("build-graph", from_id)
+    if seeds:
+        from recgoat_cli.stages.train import write_seed_group
+
+        runs = []
+        for value in dict.fromkeys(seeds):
+            artifact, cached = run_train(ctx, config.model_copy(update={"seed": value}), graph, resume=resume)
+            runs.append((artifact, cached))
+            output.info(f"seed {value}: {'cached' if cached else 'trained'} {model} artifact {artifact.id}")
+        write_seed_group(ctx, [a for a, _ in runs])
+        output.result({"runs": [summary_payload(a, c) | {"seed": a.manifest.seed} for a, c in runs]})
+        return
     artifact, cached = run_train(ctx, config, graph, resume=resume)
     payload = summary_payload(artifact, cached)
     output.info(f"{'cached' if cached else 'trained'} {model} artifact {artifact.id} (best epoch {payload['best_epoch']})")

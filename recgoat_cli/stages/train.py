@@ -9,6 +9,7 @@ run finishes, the checkpoints live in ``train/.work-<artifact-id>/``, which ``--
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import shutil
 from contextlib import contextmanager
@@ -248,6 +249,27 @@ def run_train(
         ctx.store.commit(work_dir, STAGE, artifact_id, force=True)
     (folder / f".work-{artifact_id}.lock").unlink(missing_ok=True)
     return ctx.store.get(STAGE, artifact_id), False
+
+
+SEED_GROUP = "latest-seeds"
+
+
+def write_seed_group(ctx: StageContext, artifacts: list[Artifact]) -> None:
+    """Remember the runs of one ``--seeds`` call, so ``evaluate`` reports their mean and spread."""
+    folder = ctx.store.stage_dir(STAGE)
+    tmp = folder / f".tmp-{SEED_GROUP}"
+    tmp.write_text(json.dumps([a.id for a in artifacts]) + "\n", encoding="utf-8")
+    tmp.replace(folder / SEED_GROUP)
+
+
+def latest_seed_group(ctx: StageContext) -> list[str] | None:
+    """The ids of the latest ``--seeds`` call, when the latest train artifact is one of them."""
+    path = ctx.store.stage_dir(STAGE) / SEED_GROUP
+    latest = ctx.store.latest_id(STAGE)
+    if not path.is_file() or latest is None:
+        return None
+    ids = json.loads(path.read_text(encoding="utf-8"))
+    return ids if latest in ids else None
 
 
 def load_embeddings(artifact: Artifact) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,78 @@
+"""Train and test LightGCN and RecGOAT over several seeds from existing embed/build-graph artifacts.
+
+Meant for a GPU machine that has torch but not the whole recgoat stack (no polars there): the dataset's
+``.inter`` file is read with numpy, and the stage functions ``run_train`` / ``run_evaluate`` do the rest on the
+artifacts found under ``--workdir`` (copy ``<workdir>/<dataset>/{embed,build-graph}`` and the dataset folder).
+
+    python3 benchmarks/seeds_from_artifacts.py --dataset-dir DATA/tiktok --workdir RUNS --seeds 1 2 3 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recgoat_cli.artifacts.store import ArtifactStore
+from recgoat_cli.config import EvalConfig, TrainConfig
+from recgoat_cli.data.dataset import SPLITS, Dataset, find_inter_file
+from recgoat_cli.stages.common import StageContext
+from recgoat_cli.stages.evaluate import run_evaluate
+from recgoat_cli.stages.train import run_train
+
+
+def dataset_from_numpy(root: Path) -> Dataset:
+    inter = find_inter_file(root)
+    table = np.loadtxt(inter, dtype=np.int64, delimiter="\t", skiprows=1, usecols=(0, 1, 2))
+    users, items, labels = table[:, 0], table[:, 1], table[:, 2]
+    mapping = root / "i_id_mapping.csv"
+    n_items = int(items.max()) + 1
+    if mapping.is_file():
+        n_items = max(n_items, sum(1 for _ in open(mapping)) - 1)
+    return Dataset(
+        name=root.name, root=root, inter_file=inter, n_users=int(users.max()) + 1, n_items=n_items,
+        splits={s: (users[labels == i], items[labels == i]) for i, s in enumerate(SPLITS)},
+        user_map=(root / "u_id_mapping.csv") if (root / "u_id_mapping.csv").is_file() else None,
+        item_map=mapping if mapping.is_file() else None,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset-dir", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--models", nargs="+", default=["lightgcn", "recgoat"])
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--patience", type=int, default=20)
+    parser.add_argument("--device", default="auto")
+    options = parser.parse_args()
+    dataset = dataset_from_numpy(options.dataset_dir)
+    ctx = StageContext(dataset=dataset, store=ArtifactStore(options.workdir, dataset.name))
+    graph = ctx.store.get("build-graph")
+    rows = []
+    for model in options.models:
+        for seed in options.seeds:
+            start = time.perf_counter()
+            config = TrainConfig(model=model, seed=seed, epochs=options.epochs, patience=options.patience, device=options.device)
+            trained, _ = run_train(ctx, config, graph)
+            evaluated, _ = run_evaluate(ctx, EvalConfig(ks=(10, 20), split="test", device=options.device), trained)
+            summary = trained.manifest.summary
+            rows.append({"model": model, "seed": seed, "best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
+                         "mean_epoch_seconds": summary["mean_epoch_seconds"], "wall_seconds": round(time.perf_counter() - start, 1),
+                         "test": evaluated.manifest.summary["metrics"], "device": summary["device"]})
+            print(json.dumps(rows[-1]), flush=True)
+    for model in options.models:
+        picked = [r for r in rows if r["model"] == model]
+        stats = {k: (statistics.mean(r["test"][k] for r in picked), statistics.pstdev(r["test"][k] for r in picked))
+                 for k in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")}
+        print(json.dumps({"dataset": dataset.name, "model": model, "seeds": options.seeds,
+                          "mean_std": {k: [round(m, 4), round(s, 4)] for k, (m, s) in stats.items()}}))
+
+
+if __name__ == "__main__":
+    main()

@@ -71,6 +71,7 @@ def _register() -> None:
     from recgoat_cli.cli.run import run
     from recgoat_cli.cli.show import show
     from recgoat_cli.cli.train import train
+    from recgoat_cli.cli.tune import tune
 
     app.command("prepare")(prepare)
     app.command("embed")(embed)
@@ -78,6 +79,7 @@ def _register() -> None:
     app.command("train")(train)
     app.command("evaluate")(evaluate)
     app.command("export")(export)
+    app.command("tune")(tune)
     app.command("run")(run)
     app.command("show")(show)
     app.command("report")(report)

@@ -15,6 +15,11 @@ not promise this, so each list is re-ordered by (score descending, item id ascen
 rows whose K-th and (K+1)-th best scores are equal are ranked again with a stable full sort (all of
 them when every score ties, e.g. all-zero embeddings: slower, still exact).
 
+Large catalogues take a cheaper exact route (``_grouped_topk_block``): the columns are cut into
+groups of 32 or more items, one pass takes each group's maximum, and only the scores of the groups
+whose maximum reaches the K-th largest group maximum are ranked (on 7,050 items and K = 20, about 640
+of 7,072 padded columns); no item outside those groups can reach the top K. Same lists, same tie rule.
+
 When a user has fewer than K candidate items (or K exceeds the catalogue), the list is padded with
 item id ``-1`` and score ``-inf``; excluded items are never returned.
 """
@@ -35,9 +40,15 @@ __all__ = [
     "topk_scores",
 ]
 
-# Scores for one batch are a dense float32 [batch, n_items] block; about 2**24 entries (64 MiB) keeps the
-# matmul and top-k efficient while bounding memory for large catalogues.
-_SCORE_BLOCK_ENTRIES = 2**24
+# Scores for one batch are a dense float32 [batch, n_items] block. About 2**23 entries (32 MiB) measured
+# fastest on Amazon Baby (7,050 items): large enough for an efficient matmul and few per-block calls, small
+# enough that the group maxima and candidate gathers after the matmul mostly hit the CPU's last-level cache.
+_SCORE_BLOCK_ENTRIES = 2**23
+
+# Grouped top-k (``_grouped_topk_block``) settings: the smallest group width, and how many groups per
+# list entry a catalogue needs before ranking only the best groups beats ``torch.topk`` on full rows.
+_MIN_GROUP_WIDTH = 32
+_MIN_GROUPS_PER_K = 4
 
 PADDING_ITEM_ID = -1
 """Item id that pads a ranked list when the user has fewer than K candidate items."""
@@ -79,6 +90,15 @@ def _as_index_tensor(array: np.ndarray | Tensor, device: torch.device) -> Tensor
     if isinstance(array, np.ndarray) and not array.flags.writeable:
         array = array.copy()  # torch warns on read-only buffers, e.g. memory-mapped .npy files
     return torch.as_tensor(array, dtype=torch.int64, device=device)
+
+
+def _all_finite(values: Tensor) -> bool:
+    """Whether no entry is NaN or infinite, without a full-size mask in the common case.
+
+    A NaN or infinite entry makes the sum NaN or infinite, so a finite sum proves all entries finite; a
+    non-finite sum may also be an overflow of large finite entries, which the exact check settles.
+    """
+    return bool(torch.isfinite(values.sum())) or bool(torch.isfinite(values).all())
 
 
 def _check_csr(indptr: Tensor, indices: Tensor, n_items: int, name: str) -> None:
@@ -137,6 +157,97 @@ def _topk_block(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return values, item_ids
 
 
+def _group_width(n_items: int, k: int) -> int | None:
+    """Column-group width for ``_grouped_topk_block``, or ``None`` when the catalogue is too small for it to pay.
+
+    Widths are powers of two from 32 (whole SIMD vectors for the group maxima), grown while the K candidate
+    groups (``k * width`` scores) are still much narrower than the row of group maxima (``n_items / width``).
+    """
+    width = _MIN_GROUP_WIDTH
+    while width * width * (k + 1) < n_items:
+        width *= 2
+    n_groups = -(-n_items // width)
+    return width if n_groups >= _MIN_GROUPS_PER_K * (k + 1) else None
+
+
+def _order_rows_by_score_then_id(rows: Tensor, values: Tensor) -> Tensor:
+    """Permutation sorting flat candidates by (row ascending, score descending), stable.
+
+    The candidates must already be in (row, item id) order, so stability puts lower ids first among equal scores.
+    float32 scores are folded with the row into one int64 key (one sort); other dtypes take two stable sorts.
+    """
+    if values.dtype == torch.float32:
+        # Adding 0.0 turns -0.0 into +0.0 (equal scores must get equal keys). For the IEEE bit pattern read as a
+        # signed int, flipping the magnitude bits of negative numbers gives an int order equal to the float order.
+        bits = (values + 0.0).view(torch.int32).to(torch.int64)
+        ordered_bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+        keys = rows * (1 << 32) + (0x7FFFFFFF - ordered_bits)  # second term in [0, 2**32): score descending
+        return keys.sort(stable=True).indices
+    by_score = values.sort(descending=True, stable=True).indices
+    return by_score[rows[by_score].sort(stable=True).indices]
+
+
+def _flat_nonzero(mask: Tensor) -> Tensor:
+    """Flat (row-major) positions of the ``True`` entries of ``mask``, ascending, int64."""
+    if mask.device.type == "cpu":
+        # NumPy's flatnonzero measured about 2.5x faster than torch.nonzero on CPU for these sizes.
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return mask.view(-1).nonzero().squeeze(1)
+
+
+def _kth_largest(values: Tensor, k: int) -> Tensor:
+    """The k-th largest entry of each row (``k <= n_columns``).
+
+    Shapes:
+        values ``[B, n_columns]`` -> ``[B]``.
+    """
+    if values.device.type == "cpu":
+        # A value-only partition (introselect) measured 4-8x faster than torch.topk on [B, 100..250] rows.
+        position = values.shape[1] - k
+        return torch.from_numpy(np.partition(values.numpy(), position, axis=1)[:, position])
+    return values.topk(k, dim=1, largest=True, sorted=False).values.amin(dim=1)
+
+
+def _grouped_topk_block(scores: Tensor, k: int, width: int) -> tuple[Tensor, Tensor]:
+    """Same result as ``_topk_block`` (masked entries ``-inf``), ranking only the groups with the largest maxima.
+
+    Columns ``[g * width, (g + 1) * width)`` form group ``g``; let ``m_K`` be a row's K-th largest group maximum.
+    The groups with maximum ``>= m_K`` (K of them unless maxima tie) hold at least K scores ``>= m_K``, so the
+    row's K-th best score ``v_K >= m_K``, and every score ``>= v_K`` lies in one of those groups (its group's
+    maximum is at least that score). So the scores ``>= m_K`` of those groups contain every score ``>= v_K``,
+    ties at the cut-off included, and ranking them by (score descending, item id ascending) gives the exact
+    list. Heavy ties only make the candidate set larger (all-zero embeddings: the whole row).
+
+    Shapes:
+        scores ``[B, n_groups * width]`` (contiguous), ``n_groups >= k`` -> values ``[B, k]``, item ids ``[B, k]``.
+    """
+    n_rows, n_columns = scores.shape
+    n_groups = n_columns // width
+    group_max = scores.view(n_rows, n_groups, width).amax(dim=2)
+    cutoff = _kth_largest(group_max, k)
+    # Flat ids ``row * n_groups + group`` of the chosen groups, in (row, group) and hence (row, item id) order,
+    # which the stable sort below relies on.
+    chosen_groups = _flat_nonzero(group_max >= cutoff[:, None])
+    chunk_rows = torch.div(chosen_groups, n_groups, rounding_mode="floor")
+    chunks = scores.view(n_rows * n_groups, width).index_select(0, chosen_groups)
+    # 1-D index_select: 3-5x faster than the equivalent advanced indexing (x[index]) on CPU.
+    candidates = _flat_nonzero(chunks >= cutoff.index_select(0, chunk_rows)[:, None])
+    values = chunks.view(-1).index_select(0, candidates)
+    chunk_positions = torch.div(candidates, width, rounding_mode="floor")
+    rows = chunk_rows.index_select(0, chunk_positions)
+    # Position in the score block minus the row's first position.
+    item_ids = chosen_groups.index_select(0, chunk_positions) * width + (candidates - chunk_positions * width)
+    item_ids -= rows * n_columns
+    # Sorting by row first leaves ``rows`` itself unchanged, so only the permutation is needed.
+    order = _order_rows_by_score_then_id(rows, values)
+    # Every row has at least K candidates (at least K chosen groups, each with a score >= m_K); its first K in
+    # ``order`` are its list.
+    counts = torch.bincount(rows, minlength=n_rows)
+    first_candidate = torch.cumsum(counts, 0) - counts
+    ranked = order.index_select(0, (first_candidate[:, None] + torch.arange(k, device=scores.device)).view(-1))
+    return values.index_select(0, ranked).view(n_rows, k), item_ids.index_select(0, ranked).view(n_rows, k)
+
+
 def _inner_product_scores(user_rows: Tensor, item_emb_t: Tensor, out: Tensor) -> Tensor:
     """``user_rows @ item_emb_t`` written into ``out``.
 
@@ -166,7 +277,7 @@ def topk_scores(
 
     ``score[i, j] = user_emb[i] . item_emb[j]``; the items ``exclude_indices[exclude_indptr[u]:exclude_indptr[u+1]]``
     of user ``u = users[i]`` get ``-inf`` and are never returned. Rows are processed ``batch_size`` users
-    at a time (default: about 2**24 scores per batch); within a batch the mask is one ``index_put_``.
+    at a time (default: about 2**23 scores per batch); within a batch the mask is one ``index_fill_``.
     Ties rank the lower item id first; short lists are padded with id ``-1`` and score ``-inf``.
     Pass ``None`` for both exclude arrays to rank all items.
 
@@ -186,7 +297,7 @@ def topk_scores(
             f"user_emb and item_emb must share dtype and device, got {user_emb.dtype}/{user_emb.device} and "
             f"{item_emb.dtype}/{item_emb.device}"
         )
-    if not (bool(torch.isfinite(user_emb).all()) and bool(torch.isfinite(item_emb).all())):
+    if not (_all_finite(user_emb) and _all_finite(item_emb)):
         raise ValueError("user_emb and item_emb must be finite (NaN or inf scores cannot be ranked)")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -207,21 +318,38 @@ def topk_scores(
     k_ranked = min(k, n_items)
     batch_size = min(batch_size or _default_batch_size(n_items), max(1, n_rows))
     user_emb, item_emb = user_emb.detach(), item_emb.detach()
-    item_emb_t = item_emb.t()
+    group_width = _group_width(n_items, k_ranked) if k_ranked else None
+    # The grouped top-k needs whole groups: pad the catalogue with zero items whose scores are masked below.
+    row_width = n_items if group_width is None else -(-n_items // group_width) * group_width
+    if row_width > n_items:
+        item_emb = torch.cat([item_emb, item_emb.new_zeros((row_width - n_items, item_emb.shape[1]))])
+    item_emb_t = item_emb.t()  # a transposed view: OpenBLAS measured ~5% faster on it than on a contiguous copy
     all_values = user_emb.new_empty((n_rows, k))
     all_ids = torch.empty((n_rows, k), dtype=torch.int64, device=device)
+    if exclude_indptr is not None:
+        # Flat positions of every masked score for all rows at once; each batch takes a contiguous slice.
+        exclude_rows, exclude_items = _csr_rows(exclude_indptr, exclude_indices, users)
+        exclude_flat = exclude_rows * row_width + exclude_items
+        row_lengths = exclude_indptr[users + 1] - exclude_indptr[users]
+        exclude_bounds = torch.cat([row_lengths.new_zeros(1), torch.cumsum(row_lengths, 0)]).tolist()
     # One score buffer for all batches: a fresh [batch, n_items] block per batch costs page faults.
-    score_buffer = user_emb.new_empty((batch_size, n_items)) if n_rows else None
+    score_buffer = user_emb.new_empty((batch_size, row_width)) if n_rows else None
     for start in range(0, n_rows, batch_size):
         stop = min(start + batch_size, n_rows)
         scores = _inner_product_scores(user_emb[start:stop], item_emb_t, out=score_buffer[: stop - start])
+        if row_width > n_items:
+            scores[:, n_items:] = float("-inf")
         if exclude_indptr is not None:
-            rows, items = _csr_rows(exclude_indptr, exclude_indices, users[start:stop])
-            scores.index_put_((rows, items), scores.new_tensor(float("-inf")))
-        if k_ranked:
+            batch_flat = exclude_flat[exclude_bounds[start] : exclude_bounds[stop]] - start * row_width
+            scores.view(-1).index_fill_(0, batch_flat, float("-inf"))
+        if not k_ranked:
+            continue
+        if group_width is not None:
+            values, ids = _grouped_topk_block(scores, k_ranked, group_width)
+        else:
             values, ids = _topk_block(scores, k_ranked)
-            all_values[start:stop, :k_ranked] = values
-            all_ids[start:stop, :k_ranked] = ids
+        all_values[start:stop, :k_ranked] = values
+        all_ids[start:stop, :k_ranked] = ids
     all_values[:, k_ranked:] = float("-inf")
     all_ids[:, k_ranked:] = PADDING_ITEM_ID
     all_ids[torch.isneginf(all_values)] = PADDING_ITEM_ID

@@ -8,6 +8,7 @@ import torch
 
 from recgoat_cli.eval.ranker import (
     RankingResult,
+    _grouped_topk_block,
     csr_from_pairs,
     evaluate_ranking,
     rank_users,
@@ -215,6 +216,96 @@ def test_topk_matches_brute_force_reference(
     assert ids.shape == (n_users, k) and ids.dtype == torch.int64
     assert ids.numpy().tolist() == expected_ids.tolist()
     np.testing.assert_allclose(values.numpy(), expected_values, rtol=1e-5, atol=1e-5)
+
+
+# Catalogues large enough for the grouped top-k (groups of 32 items, at least 4 * (k + 1) groups), including
+# a padded last group, users with fewer than k candidates, and users with every item excluded.
+GROUPED_CASES = [
+    # n_users, n_items, dim, k, batch_size
+    (9, 1000, 4, 1, None),
+    (9, 1000, 4, 7, 4),
+    (6, 3000, 8, 20, None),
+]
+
+
+@pytest.mark.parametrize(("n_users", "n_items", "dim", "k", "batch_size"), GROUPED_CASES)
+@pytest.mark.parametrize("integer_embeddings", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("device", DEVICES)
+def test_topk_on_large_catalogues_matches_brute_force_reference(
+    n_users: int, n_items: int, dim: int, k: int, batch_size: int | None, integer_embeddings: bool,
+    dtype: torch.dtype, device: str,
+) -> None:
+    rng = np.random.default_rng(n_items + 13 * k)
+    if integer_embeddings:
+        user_np = rng.integers(-1, 2, size=(n_users, dim)).astype(np.float64)
+        item_np = rng.integers(-1, 2, size=(n_items, dim)).astype(np.float64)
+    else:
+        user_np = rng.standard_normal((n_users, dim))
+        item_np = rng.standard_normal((n_items, dim))
+    user_np, item_np = user_np.astype(np.float32), item_np.astype(np.float32)  # same values for both dtypes
+    dense = rng.random((n_users, n_items)) < 0.2
+    dense[1, 2:] = True  # two candidates left: shorter than k = 7 and 20
+    dense[2, :] = True  # nothing left
+    indptr, indices = csr_from_pairs(*np.nonzero(dense), n_users, n_items)
+
+    values, ids = topk_scores(
+        torch.from_numpy(user_np).to(device=device, dtype=dtype),
+        torch.from_numpy(item_np).to(device=device, dtype=dtype),
+        indptr,
+        indices,
+        torch.arange(n_users),
+        k,
+        batch_size,
+    )
+    expected_ids, expected_values = reference_topk(
+        user_np.astype(np.float64), item_np.astype(np.float64), rows_of(indptr, indices), k
+    )
+    assert ids.cpu().numpy().tolist() == expected_ids.tolist()
+    assert values.dtype == dtype
+    np.testing.assert_allclose(values.cpu().numpy(), expected_values, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_grouped_topk_breaks_ties_inside_the_chosen_groups_by_item_id(k: int) -> None:
+    # 12 groups of 32 items (the grouped path's smallest catalogue for k = 2). Scores are 0 except items 71
+    # (group 2), 161 and 163 (group 5) at 5, and item 300 (group 9) at 3. Group maxima 5, 5, 3, 0, ...: only
+    # groups 2, 5 (and 9 for k = 3) are ranked; 161 must come before 163.
+    item_values = np.zeros(384, dtype=np.float32)
+    item_values[[71, 161, 163]] = 5.0
+    item_values[300] = 3.0
+    item_emb = torch.from_numpy(item_values)[:, None]
+
+    values, ids = topk_scores(torch.ones(1, 1), item_emb, None, None, torch.tensor([0]), k)
+
+    assert ids.tolist() == [[71, 161, 163][:k]]
+    assert values.tolist() == [[5.0] * k]
+    # Excluding item 161 promotes 163, then item 300 at the cut-off.
+    indptr, indices = csr_from_pairs(np.array([0]), np.array([161]), n_users=1, n_items=384)
+    _, ids = topk_scores(torch.ones(1, 1), item_emb, indptr, indices, torch.tensor([0]), k)
+    assert ids.tolist() == [[71, 163, 300][:k]]
+
+
+def test_all_tied_scores_on_a_large_catalogue_give_the_lowest_candidate_ids() -> None:
+    # All-zero embeddings: every group maximum ties, so every group of every row is ranked.
+    indptr, indices = csr_from_pairs(np.array([0, 0, 1]), np.array([0, 2, 1]), n_users=3, n_items=1000)
+    _, ids = topk_scores(torch.zeros(3, 4), torch.zeros(1000, 4), indptr, indices, torch.arange(3), 5)
+    assert ids.tolist() == [[1, 3, 4, 5, 6], [0, 2, 3, 4, 5], [0, 1, 2, 3, 4]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_grouped_topk_block_treats_negative_zero_as_zero(dtype: torch.dtype) -> None:
+    # A BLAS product rarely yields -0.0, so the block ranker gets the scores directly. 12 groups of 32;
+    # group maxima 0, 0, -1, ...: groups 0 and 1 are ranked. -0.0 == 0.0, so item 5 (-0.0) ranks before 40, 41.
+    scores = torch.full((2, 384), -1.0, dtype=dtype)
+    scores[0, [5, 40, 41]] = torch.tensor([-0.0, 0.0, 0.0], dtype=dtype)
+    scores[1, [5, 40, 41]] = torch.tensor([0.0, -0.0, -0.0], dtype=dtype)
+    scores[1, 300] = float("-inf")
+
+    values, ids = _grouped_topk_block(scores, k=2, width=32)
+
+    assert ids.tolist() == [[5, 40], [5, 40]]
+    assert values.tolist() == [[0.0, 0.0], [0.0, 0.0]]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -1,0 +1,62 @@
+"""``recgoat tune`` selects on validation, then reads the test split once, for the chosen trial only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from recgoat_cli.cli.app import app
+from recgoat_cli.config import GraphConfig, TrainConfig
+from recgoat_cli.errors import UserError
+from recgoat_cli.stages.build_graph import run_build_graph
+from recgoat_cli.stages.common import open_context
+from recgoat_cli.stages.tune import parse_grid, run_tune
+
+runner = CliRunner()
+
+
+def test_test_split_is_read_only_after_selection(tiny_dataset, tmp_path, monkeypatch):
+    ctx = open_context(str(tiny_dataset), tmp_path)
+    graph, _ = run_build_graph(ctx, GraphConfig())
+    events: list[str] = []
+    original = ctx.dataset.split
+
+    def recording(name):
+        events.append(name)
+        return original(name)
+
+    monkeypatch.setattr(ctx.dataset, "split", recording)
+    base = TrainConfig(model="lightgcn", dim=8, epochs=2)
+    artifact, result = run_tune(ctx, base, parse_grid(["lr=0.001,0.05", "n_layers=1,2"]), graph, log=lambda _: events.append("trial done"))
+    assert len(result["trials"]) == 4 and sum(r["chosen"] for r in result["trials"]) == 1
+    # all four trials had finished before the test split was first read, and no trial finished after it
+    first_test = events.index("test")
+    assert events[:first_test].count("trial done") == 4 and "trial done" not in events[first_test:]
+    chosen = result["chosen"]
+    assert chosen["valid_recall@20"] == max(r["valid_recall@20"] for r in result["trials"])
+    assert (artifact.path / "trials.csv").read_text().count("\n") == 5
+    assert "chosen" in (artifact.path / "results.md").read_text()
+
+
+def test_random_search_respects_budget(tiny_dataset, tmp_path):
+    result = runner.invoke(app, ["build-graph", "--dataset", str(tiny_dataset), "--workdir", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0
+    result = runner.invoke(app, ["tune", "--dataset", str(tiny_dataset), "--workdir", str(tmp_path), "--model", "mf",
+                                 "--epochs", "2", "--grid", "lr=0.001,0.01,0.1", "dim=4,8", "--search", "random", "--budget", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["trials"]) == 2 and set(payload["test"]) >= {"recall@20", "ndcg@10"}
+
+
+@pytest.mark.parametrize(("spec", "message"), [(["lr"], "KEY=V1,V2"), (["color=red"], "not a train option"), ([], "at least one")])
+def test_bad_grids_are_user_errors(spec, message):
+    with pytest.raises(UserError, match=message):
+        parse_grid(spec)
+
+
+def test_bad_grid_value_exits_2(tiny_dataset, tmp_path):
+    runner.invoke(app, ["build-graph", "--dataset", str(tiny_dataset), "--workdir", str(tmp_path), "--quiet"])
+    result = runner.invoke(app, ["tune", "--dataset", str(tiny_dataset), "--workdir", str(tmp_path), "--grid", "lr=-1"])
+    assert result.exit_code == 2 and "lr" in result.output and "Traceback" not in result.output

@@ -18,7 +18,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import contextlib
-import hashlib
 import logging
 import pickle  # only for its exception type: torch.load(weights_only=True) raises it
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from safetensors import SafetensorError
 
+from recgoat_cli.artifacts.manifest import sha256_file
 from recgoat_cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -60,14 +60,6 @@ def read_rgb_image(path: str | os.PathLike[str] | None) -> tuple[Image.Image | N
             return opened.convert("RGB"), ""
     except IMAGE_READ_ERRORS as err:
         return None, f"unreadable image {path}: {type(err).__name__}: {err}"
-
-
-def _sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_weights_path(weights: str) -> bool:
@@ -230,7 +222,7 @@ def load_image_model(
         "arch": arch,
         "weights": weights,
         "weights_file": str(weights_file),
-        "weights_sha256": _sha256_of_file(weights_file),
+        "weights_sha256": sha256_file(weights_file),
         "dim": int(config.get("embed_dim", 0)),
         "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(preprocess_cfg).items()},
         "quick_gelu": force_quick_gelu or bool(config.get("quick_gelu", False)),

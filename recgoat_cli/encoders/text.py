@@ -28,7 +28,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import contextlib
-import hashlib
 import logging
 import re
 import string
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recgoat_cli.artifacts.manifest import sha256_file
 from recgoat_cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -115,18 +115,10 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or not HUB_REPO_ID.match(name)
 
 
-def _sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _weight_hashes(folder: Path) -> dict[str, str]:
     """sha256 of every weight file under ``folder`` (module sub-folders included), keyed by relative path."""
     files = sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
-    return {p.relative_to(folder).as_posix(): _sha256_of_file(p) for p in files}
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
 
 
 def _resolve_text_source(spec: TextModelSpec, cache_dir: str | None) -> tuple[Path, str | None, str | None]:

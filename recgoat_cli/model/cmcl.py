@@ -27,8 +27,12 @@ PAIR_MODES = ("anchor", "all")
 def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, symmetric: bool = True) -> Tensor:
     """InfoNCE with in-batch negatives and cosine similarity (see the module docstring).
 
+    Leading dimensions are independent problems, solved in one batched product: ``[P, N, d]`` inputs give
+    ``P`` losses (e.g. every view pair of one batch at once), each with its own ``N`` in-batch negatives.
+
     Shapes:
-        anchor: ``[N, d]``; positive: ``[N, d]`` (row k of each is the same item); returns a scalar.
+        anchor: ``[..., N, d]``; positive: ``[..., N, d]`` (row k of each is the same item); returns ``[...]``
+        (a scalar for ``[N, d]`` inputs).
     """
     if anchor.shape != positive.shape:
         raise ValueError(f"info_nce needs equal shapes, got {tuple(anchor.shape)} and {tuple(positive.shape)}.")
@@ -36,12 +40,16 @@ def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, symmetr
         raise ValueError(f"info_nce temperature must be > 0, got {temperature}.")
     anchor = F.normalize(anchor, dim=-1)
     positive = F.normalize(positive, dim=-1)
-    logits = anchor @ positive.T / temperature  # [N, N]; the diagonal holds the positive pairs
-    targets = torch.arange(anchor.size(0), device=anchor.device)
-    loss = F.cross_entropy(logits, targets)
+    logits = anchor @ positive.transpose(-1, -2) / temperature  # [..., N, N]; the diagonal holds the positive pairs
+    rows = logits.size(-1)
+    targets = torch.arange(rows, device=anchor.device).expand(logits.shape[:-1])
+    # cross_entropy takes the classes in dim 1: [P, N, N] -> classes of row k are logits[p, k, :]
+    flat = logits.reshape(-1, rows, rows)
+    loss = F.cross_entropy(flat.transpose(1, 2), targets.reshape(-1, rows), reduction="none").mean(-1)
     if symmetric:
-        loss = 0.5 * (loss + F.cross_entropy(logits.T, targets))
-    return loss
+        # positive -> anchor: the columns of the same logits, again a log-sum-exp minus the diagonal
+        loss = 0.5 * (loss + F.cross_entropy(flat, targets.reshape(-1, rows), reduction="none").mean(-1))
+    return loss.reshape(logits.shape[:-2])
 
 
 def cross_modal_contrastive_loss(

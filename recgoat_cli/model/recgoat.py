@@ -52,6 +52,9 @@ CMCL_ROWS = 512
 def restrict_edges(edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor | None, num_nodes: int):
     """Keep the edges into ``nodes`` and renumber their destinations to positions in ``nodes``.
 
+    One pass over all ``E`` edges; :class:`IncomingEdges` does the same in ``O(E')`` for a graph restricted
+    once per batch.
+
     Shapes:
         edge_index [2, E], edge_weight [E] or None, nodes [B] (unique) -> edge_index [2, E'], weight [E']
     """
@@ -64,12 +67,61 @@ def restrict_edges(edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor
     return kept, (edge_weight[keep] if edge_weight is not None else None)
 
 
+class IncomingEdges:
+    """One graph's edges grouped by destination, so restricting them to a batch costs ``O(E')``, not ``O(E)``.
+
+    Built once per graph (one sort) and reused by every batch.
+
+    Shapes:
+        edge_index [2, E], edge_weight [E] or None; ``restrict(nodes [B])`` -> edge_index [2, E'] (row 1 holds
+        positions in ``nodes``, non-decreasing), weight [E'] or None
+    """
+
+    def __init__(self, edge_index: Tensor, edge_weight: Tensor | None, num_dst: int):
+        order = torch.argsort(edge_index[1], stable=True)
+        self.source = edge_index[0, order]
+        self.weight = edge_weight[order] if edge_weight is not None else None
+        counts = torch.bincount(edge_index[1], minlength=num_dst)
+        self.pointers = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+    def restrict(self, nodes: Tensor) -> tuple[Tensor, Tensor | None]:
+        start = self.pointers.index_select(0, nodes)
+        counts = self.pointers.index_select(0, nodes + 1) - start
+        local_dst = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts)
+        # position of edge k of the output: start of its destination's range + its rank inside that range
+        offsets = torch.cumsum(counts, 0) - counts
+        kept = torch.arange(local_dst.numel(), device=nodes.device) + (start - offsets).index_select(0, local_dst)
+        weight = self.weight.index_select(0, kept) if self.weight is not None else None
+        return torch.stack([self.source.index_select(0, kept), local_dst]), weight
+
+
+def used_rows(index: Tensor, num_rows: int, dense_fraction: float = 0.5) -> tuple[Tensor | None, Tensor]:
+    """The distinct rows that ``index`` refers to and ``index`` renumbered to positions among them.
+
+    Returns ``(None, index)`` when more than ``dense_fraction`` of all rows are used: then one dense product
+    over every row costs less than gathering the used ones first. Linear time (a mask, no sort).
+
+    Shapes:
+        index [E] in ``[0, num_rows)`` -> (rows [R] sorted, or None; local index [E])
+    """
+    used = torch.zeros(num_rows, dtype=torch.bool, device=index.device)
+    used[index] = True
+    rows = used.nonzero().squeeze(1)
+    if rows.numel() > dense_fraction * num_rows:
+        return None, index
+    position = torch.empty(num_rows, dtype=torch.long, device=index.device)
+    position[rows] = torch.arange(rows.numel(), device=index.device)
+    return rows, position.index_select(0, index)
+
+
 class GraphAttentionBranch(nn.Module):
     """``layers`` GAT layers over projected rows; the last layer computes only the rows of ``nodes``.
 
     ``source(ids)`` returns the projected source rows ``ids`` (all rows for ``None``), so in training only the
-    batch's neighbourhood is projected, never the whole graph. Inner layers (``layers > 1``) run on the
-    whole homogeneous graph.
+    batch's neighbourhood is projected (or every row, when the neighbourhood is most of them; see
+    :func:`used_rows`). Inner layers (``layers > 1``) run on the whole homogeneous graph. The graph's
+    :class:`IncomingEdges` is built on the first restricted call and kept while the same, unmodified
+    ``edge_index`` tensor comes back.
 
     Shapes:
         source(ids) -> [len(ids), dim]; x_dst [N_dst, dim] or None (homogeneous graph: taken from ``source``);
@@ -85,26 +137,41 @@ class GraphAttentionBranch(nn.Module):
             else None
         )
         self.last = SparseGATLayer(dim, dim, heads=heads, concat=False, attn_dropout=dropout, share_weights=share_weights, backend=backend)
+        self._incoming_cache: tuple | None = None
 
     def reset_parameters(self) -> None:
         if self.inner is not None:
             self.inner.reset_parameters()
         self.last.reset_parameters()
 
-    def forward(self, source, x_dst: Tensor | None, edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor | None, num_dst: int) -> Tensor:
+    def incoming_edges(self, edge_index: Tensor, edge_weight: Tensor | None, num_dst: int) -> IncomingEdges:
+        """The cached :class:`IncomingEdges` of this graph, rebuilt when the edge tensors change."""
+        # identity plus the in-place version counter: the training loop passes the same graph tensors every batch
+        versions = (edge_index._version, None if edge_weight is None else edge_weight._version, num_dst)
+        cached = self._incoming_cache
+        if cached is None or cached[0] is not edge_index or cached[1] is not edge_weight or cached[2] != versions:
+            cached = self._incoming_cache = (edge_index, edge_weight, versions, IncomingEdges(edge_index, edge_weight, num_dst))
+        return cached[3]
+
+    def forward(
+        self, source, x_dst: Tensor | None, edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor | None, num_src: int, num_dst: int
+    ) -> Tensor:
         if self.inner is not None and x_dst is None:
             hidden = self.inner(source(None), edge_index, edge_weight)
 
             def source(ids):
-                return hidden if ids is None else hidden[ids]
+                return hidden if ids is None else hidden.index_select(0, ids)
 
         if nodes is None:
             x_src = source(None)
             return self.last((x_src, x_src if x_dst is None else x_dst), edge_index, edge_weight)
-        edges, weights = restrict_edges(edge_index, edge_weight, nodes, num_dst)
-        sources, local = torch.unique(edges[0], return_inverse=True)
-        destinations = source(nodes) if x_dst is None else x_dst[nodes]
-        return self.last((source(sources), destinations), torch.stack([local, edges[1]]), weights)
+        edges, weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes)
+        rows, local = used_rows(edges[0], num_src)
+        if rows is None and x_dst is None:
+            # every source row is at hand: the destinations' rows (and their projections) are gathered, not recomputed
+            return self.last(source(None), torch.stack([local, edges[1]]), weights, dst_rows=nodes)
+        x_src = source(rows)
+        return self.last((x_src, source(nodes) if x_dst is None else x_dst.index_select(0, nodes)), torch.stack([local, edges[1]]), weights)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, layers={self.layers_count}, heads={self.heads})"
@@ -201,31 +268,47 @@ class RecGOAT(Recommender):
         user_id, item_id = collaborative[: self.n_users], collaborative[self.n_users :]
         item_views = {"id": item_id if items is None else item_id[items]}
         user_views = {"id": user_id if users is None else user_id[users]}
-        for name, _ in self.modalities:
-            features, project = graph[f"feat:{name}"], self.project[name]
+        # each modality's projection of every item, made at most once per forward and shared by the item-item
+        # and user-item attention when one of them needs most rows
+        all_items: dict[str, Tensor] = {}
 
-            def source(ids, features=features, project=project):
-                return project(features if ids is None else features[ids])
+        def project_items(name: str, ids: Tensor | None) -> Tensor:
+            if name in all_items:
+                return all_items[name] if ids is None else all_items[name].index_select(0, ids)
+            features = graph[f"feat:{name}"]
+            if ids is None:
+                all_items[name] = self.project[name](features)
+                return all_items[name]
+            return self.project[name](features.index_select(0, ids))
+
+        for name, _ in self.modalities:
+
+            def source(ids, name=name):
+                return project_items(name, ids)
 
             if name in self.item_gat:
                 item_views[name] = self.item_gat[name](
-                    source, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), items, self.n_items
+                    source, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), items, self.n_items, self.n_items
                 )
             else:
                 item_views[name] = source(items)
         if self.user_item_gat is not None:
             # one attention over each user's train items, whose rows are the mean of their projected modalities
             def item_content(ids):
-                return torch.stack([self.project[n](graph[f"feat:{n}"] if ids is None else graph[f"feat:{n}"][ids]) for n, _ in self.modalities]).mean(0)
+                return torch.stack([project_items(n, ids) for n, _ in self.modalities]).mean(0)
 
-            user_views["items"] = self.user_item_gat(item_content, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_users)
+            user_views["items"] = self.user_item_gat(
+                item_content, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_items, self.n_users
+            )
         if self.user_project is not None:
 
             def user_source(ids):
-                return self.user_project(graph["user_feat"] if ids is None else graph["user_feat"][ids])
+                return self.user_project(graph["user_feat"] if ids is None else graph["user_feat"].index_select(0, ids))
 
             if self.user_gat is not None:
-                user_views["lm"] = self.user_gat(user_source, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users)
+                user_views["lm"] = self.user_gat(
+                    user_source, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users, self.n_users
+                )
             else:
                 user_views["lm"] = user_source(users)
         fused_items = self.item_fusion([item_views[v] for v in self.item_views])
@@ -240,10 +323,15 @@ class RecGOAT(Recommender):
         if self.cmcl and self.lambda_cmcl > 0:
             users = users[torch.randperm(users.numel(), device=users.device)[:CMCL_ROWS]]
             items = items[torch.randperm(items.numel(), device=items.device)[:CMCL_ROWS]]
-            pairs = [(out.views["item:id"][items], out.views[f"item:{m}"][items]) for m in modal]
-            pairs += [(out.views["user:id"][users], out.views[f"user:{v}"][users]) for v in self.user_views[1:]]
-            if pairs:
-                terms["cmcl"] = self.lambda_cmcl * torch.stack([info_nce(a, b, self.temperature) for a, b in pairs]).mean()
+            # every (ID view, other view) pair of one side is one batched problem [pairs, rows, dim]
+            losses = []
+            for side, rows, others in (("item", items, modal), ("user", users, self.user_views[1:])):
+                if others:
+                    anchor = out.views[f"{side}:id"].index_select(0, rows)
+                    positive = torch.stack([out.views[f"{side}:{v}"].index_select(0, rows) for v in others])
+                    losses.append(info_nce(anchor.expand_as(positive), positive, self.temperature))
+            if losses:
+                terms["cmcl"] = self.lambda_cmcl * torch.cat(losses).mean()
         if self.oat and self.lambda_oat > 0 and modal:
             sample = items[torch.randperm(items.numel(), device=items.device)[: self.ot_batch]]
             ids = out.views["item:id"][sample]

@@ -1,6 +1,9 @@
 """Edge softmax and edge-to-node aggregation, the two kernels a sparse GAT needs.
 
-Two interchangeable backends compute the same thing:
+The weighted aggregation :func:`edge_weighted_sum` runs as sparse-matrix products over an
+:class:`EdgeLayout` (the edge list grouped by destination and by source) and never builds the
+``[E, heads, width]`` message tensor; see its docstring. For the softmax and the plain sums, two
+interchangeable backends compute the same thing:
 
 * ``"native"``: plain PyTorch (``scatter_reduce`` for the per-node max, ``index_add_`` for sums);
   always available.
@@ -24,6 +27,7 @@ contributes ``exp(0)``), so no epsilon is added. Nodes with no incoming edge rec
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -96,6 +100,146 @@ def segment_softmax(scores: Tensor, index: Tensor, num_nodes: int, backend: str 
     expanded = _expand_index(index, scores)
     node_max = scores.new_full((num_nodes, *scores.shape[1:]), float("-inf"))
     node_max = node_max.scatter_reduce(0, expanded, scores.detach(), reduce="amax", include_self=True)
-    exp_scores = (scores - node_max[index]).exp()
+    # index_select: the same gather as ``node_max[index]``, several times faster on a CPU
+    exp_scores = (scores - node_max.index_select(0, index)).exp()
     denominator = scatter_sum(exp_scores, index, num_nodes, backend="native")
-    return exp_scores / denominator[index]
+    return exp_scores / denominator.index_select(0, index)
+
+
+class EdgeLayout(NamedTuple):
+    """An edge list grouped by destination, plus the sparse matrices that :func:`edge_weighted_sum` multiplies.
+
+    Edges are numbered in destination order; ``order`` maps that numbering back to the caller's. For ``H``
+    heads, node ``n`` and head ``h`` are row ``n * H + h`` of a ``[N * H, C]`` view of ``[N, H, C]`` node
+    rows, so one sparse matrix ``[N_dst * H, N_src * H]`` (block-diagonal in the heads, rows interleaved)
+    serves all heads in one product without copying the rows into per-head tensors. ``forward_*`` is that
+    matrix in CSR form, ``backward_*`` its transpose; ``*_gather`` picks each stored value from the
+    ``[E, H]`` edge weights (flattened).
+
+    Shapes:
+        order: ``[E]`` or None (caller's edges already in destination order); dst, src: ``[E]`` in
+        destination order; forward_ptr: ``[N_dst * H + 1]``; backward_ptr: ``[N_src * H + 1]``;
+        forward_col, forward_gather, backward_col, backward_gather: ``[E * H]``.
+    """
+
+    num_src: int
+    num_dst: int
+    heads: int
+    order: Tensor | None
+    dst: Tensor
+    src: Tensor
+    forward_ptr: Tensor
+    forward_col: Tensor
+    forward_gather: Tensor
+    backward_ptr: Tensor
+    backward_col: Tensor
+    backward_gather: Tensor
+
+
+def _head_interleaved_csr(pointers: Tensor, columns: Tensor, edge_ids: Tensor | None, heads: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Expand a CSR pattern ``[R, K]`` to the head-interleaved pattern ``[R * H, K * H]`` (see EdgeLayout).
+
+    Big row ``r H + h`` holds row ``r``'s entries again, in head ``h``'s columns. Indices come back as int32
+    (what the sparse kernels use; int64 would be converted on every product) when they fit.
+    """
+    degree = pointers.diff()
+    head = torch.arange(heads, device=pointers.device)
+    big_pointers = torch.cat([(pointers[:-1, None] * heads + head * degree[:, None]).reshape(-1), pointers[-1:] * heads])
+    big_row = torch.repeat_interleave(torch.arange(degree.numel() * heads, device=pointers.device), degree.repeat_interleave(heads))
+    row_head = big_row % heads
+    # the entry of the original row that big position p repeats: p's rank inside its big row + the row's start
+    start_shift = (pointers[:-1].repeat_interleave(heads) - big_pointers[:-1]).index_select(0, big_row)
+    entry = torch.arange(big_row.numel(), device=pointers.device) + start_shift
+    big_columns = columns.index_select(0, entry) * heads + row_head
+    gather = (entry if edge_ids is None else edge_ids.index_select(0, entry)) * heads + row_head
+    fits = max(big_row.numel(), degree.numel() * heads, int(columns.max()) * heads + heads if columns.numel() else 0) < 2**31
+    index_type = torch.int32 if fits else torch.int64
+    return big_pointers.to(index_type), big_columns.to(index_type), gather
+
+
+def _row_pointers(sorted_index: Tensor, num_rows: int) -> Tensor:
+    counts = torch.bincount(sorted_index, minlength=num_rows)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+def edge_layout(edge_index: Tensor, num_src: int, num_dst: int, heads: int = 1) -> EdgeLayout:
+    """Group ``edge_index`` (row 0 source, row 1 destination) by destination and by source, for ``heads`` heads.
+
+    Edges already sorted by destination (e.g. restricted from a destination-sorted list) are not re-sorted.
+
+    Shapes:
+        edge_index: ``[2, E]`` int64 -> :class:`EdgeLayout`.
+    """
+    src, dst = edge_index[0], edge_index[1]
+    order = None
+    if dst.numel() > 1 and not bool((dst[1:] >= dst[:-1]).all()):
+        order = torch.argsort(dst, stable=True)
+        src, dst = src.index_select(0, order), dst.index_select(0, order)
+    by_source = torch.argsort(src, stable=True)
+    forward = _head_interleaved_csr(_row_pointers(dst, num_dst), src, None, heads)
+    backward = _head_interleaved_csr(
+        _row_pointers(src.index_select(0, by_source), num_src), dst.index_select(0, by_source), by_source, heads
+    )
+    return EdgeLayout(num_src, num_dst, heads, order, dst, src, *forward, *backward)
+
+
+class _EdgeWeightedSum(torch.autograd.Function):
+    """Forward: one CSR product. Backward: the transposed CSR product for the values and a sampled
+    dense-dense product (SDDMM) for the weights, so no ``[E, H, C]`` tensor exists in either pass."""
+
+    @staticmethod
+    def forward(ctx, weights: Tensor, values: Tensor, layout: EdgeLayout) -> Tensor:
+        ctx.layout = layout
+        ctx.save_for_backward(weights, values)
+        heads, width = values.size(1), values.size(2)
+        matrix = torch.sparse_csr_tensor(
+            layout.forward_ptr, layout.forward_col, weights.reshape(-1).index_select(0, layout.forward_gather),
+            (layout.num_dst * heads, layout.num_src * heads),
+        )
+        return (matrix @ values.reshape(-1, width)).view(layout.num_dst, heads, width)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        weights, values = ctx.saved_tensors
+        layout: EdgeLayout = ctx.layout
+        heads, width = values.size(1), values.size(2)
+        grad_rows = grad.reshape(-1, width)
+        grad_weights = grad_values = None
+        if ctx.needs_input_grad[0]:
+            # d out[i,h,:] / d w[e,h] = values[src(e),h,:], so grad_w[e,h] = <grad[dst(e),h], values[src(e),h]>:
+            # a dense product sampled at the stored entries, which come back in the forward matrix's order.
+            pattern = torch.sparse_csr_tensor(
+                layout.forward_ptr, layout.forward_col, weights.new_zeros(layout.forward_col.numel()),
+                (layout.num_dst * heads, layout.num_src * heads),
+            )
+            sampled = torch.sparse.sampled_addmm(pattern, grad_rows, values.reshape(-1, width).T, beta=0.0).values()
+            grad_weights = torch.empty_like(sampled).index_copy_(0, layout.forward_gather, sampled).view_as(weights)
+        if ctx.needs_input_grad[1]:
+            transposed = torch.sparse_csr_tensor(
+                layout.backward_ptr, layout.backward_col, weights.reshape(-1).index_select(0, layout.backward_gather),
+                (layout.num_src * heads, layout.num_dst * heads),
+            )
+            grad_values = (transposed @ grad_rows).view_as(values)
+        return grad_weights, grad_values, None
+
+
+def edge_weighted_sum(weights: Tensor, values: Tensor, layout: EdgeLayout) -> Tensor:
+    r"""``out[i, h] = sum_{e = (j -> i)} weights[e, h] * values[j, h]``, differentiable in both inputs.
+
+    Equals ``scatter_sum(values[src] * weights[..., None], dst)`` but runs as one sparse product with the
+    layout's head-interleaved matrix (entry ``(i H + h, j H + h)`` holds ``weights[e, h]``); the backward uses
+    its transpose for the values and ``grad_w[e, h] = grad[i, h] . values[j, h]`` (sampled dense product)
+    for the weights. Memory ``O(E H)`` instead of ``O(E H C)``; on a CPU several times faster than the
+    gather-multiply-scatter form.
+
+    Shapes:
+        weights: ``[E, H]`` in the layout's destination order; values: ``[N_src, H, C]`` with ``H`` the
+        layout's heads; returns ``[N_dst, H, C]`` (zeros for nodes that no edge points to).
+    """
+    if values.size(1) != layout.heads or weights.shape != (layout.dst.numel(), layout.heads):
+        raise ValueError(
+            f"edge_weighted_sum: layout for {layout.heads} heads and {layout.dst.numel()} edges, got weights "
+            f"{tuple(weights.shape)} and values {tuple(values.shape)}."
+        )
+    # one dtype for the sparse product (under autocast the softmax weights stay float32)
+    return _EdgeWeightedSum.apply(weights.to(values.dtype).contiguous(), values.contiguous(), layout)

@@ -99,3 +99,14 @@ def test_invalid_arguments_raise():
         info_nce(views["id"], views["text"], temperature=0.0)
     with pytest.raises(ValueError, match="shapes"):
         info_nce(views["id"], torch.randn(4, 2))
+
+
+def test_info_nce_batched_equals_one_problem_at_a_time():
+    generator = torch.Generator().manual_seed(0)
+    anchor = torch.randn(3, 6, 4, generator=generator, dtype=torch.float64)
+    positive = torch.randn(3, 6, 4, generator=generator, dtype=torch.float64)
+    for symmetric in (True, False):
+        batched = info_nce(anchor, positive, 0.3, symmetric)
+        assert batched.shape == (3,)
+        expected = torch.stack([info_nce(a, p, 0.3, symmetric) for a, p in zip(anchor, positive)])
+        torch.testing.assert_close(batched, expected)

@@ -187,3 +187,38 @@ def test_native_matches_torch_scatter_backend(heads, concat):
         grads.append(leaf.grad)
     torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("heads,share_weights,weighted", [(1, True, False), (2, False, True), (3, True, True)])
+def test_gradients_match_dense_reference(heads, share_weights, weighted):
+    layer = make_layer(5, 3, heads=heads, concat=False, share_weights=share_weights)
+    generator = torch.Generator().manual_seed(heads)
+    x_src = torch.randn(9, 5, generator=generator, dtype=torch.float64)
+    x_dst = torch.randn(6, 5, generator=generator, dtype=torch.float64)
+    edge_index = unique_edges(9, 6, 25, seed=heads)
+    weight = torch.rand(25, generator=generator, dtype=torch.float64) + 0.1 if weighted else None
+    probe = torch.randn(6, 3, generator=generator, dtype=torch.float64)
+    grads = []
+    for forward in (lambda a, b: layer((a, b), edge_index, weight), lambda a, b: dense_gat_reference(layer, a, b, edge_index, weight)):
+        inputs = (x_src.clone().requires_grad_(True), x_dst.clone().requires_grad_(True))
+        layer.zero_grad()
+        (forward(*inputs) * probe).sum().backward()
+        grads.append([inputs[0].grad, inputs[1].grad] + [p.grad.clone() for p in layer.parameters()])
+    for got, expected in zip(*grads):
+        torch.testing.assert_close(got, expected)
+
+
+def test_layer_passes_gradcheck():
+    layer = make_layer(4, 2, heads=2, concat=True)
+    x = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
+    edge_index = unique_edges(7, 7, 20, seed=5)
+    weight = (torch.rand(20, dtype=torch.float64) + 0.1).requires_grad_(False)
+    assert torch.autograd.gradcheck(lambda v: layer(v, edge_index, weight), (x,))
+
+
+def test_destination_rows_equal_explicit_destinations():
+    layer = make_layer(4, 4, heads=2, concat=False)
+    x = torch.randn(8, 4, dtype=torch.float64)
+    rows = torch.tensor([6, 1, 3])
+    edge_index = torch.tensor([[0, 2, 5, 7, 1], [0, 0, 1, 2, 2]])  # destinations are positions in ``rows``
+    torch.testing.assert_close(layer(x, edge_index, dst_rows=rows), layer((x, x[rows]), edge_index))

@@ -101,3 +101,42 @@ def test_no_modalities_is_lightgcn_with_fusion_of_one_view():
     out = model(graph)
     assert model.item_views == ["id"] and model.user_views == ["id"]
     assert torch.allclose(out.items, out.views["item:id"])
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_incoming_edges_restrict_like_restrict_edges(weighted):
+    from recgoat_cli.model.recgoat import IncomingEdges
+
+    generator = torch.Generator().manual_seed(0)
+    edges = torch.randint(0, 30, (2, 200), generator=generator)
+    weights = torch.rand(200, generator=generator) if weighted else None
+    nodes = torch.tensor([29, 3, 7, 11, 0])  # any order: positions follow ``nodes``
+    got_edges, got_weights = IncomingEdges(edges, weights, 30).restrict(nodes)
+    expected_edges, expected_weights = restrict_edges(edges, weights, nodes, 30)
+    assert bool((got_edges[1][1:] >= got_edges[1][:-1]).all())  # grouped by destination position
+    key = lambda e, w: sorted(zip(e[0].tolist(), e[1].tolist(), (w if w is not None else torch.zeros(e.size(1))).tolist()))
+    assert key(got_edges, got_weights) == key(expected_edges, expected_weights)
+
+
+def test_used_rows_compacts_or_keeps_all():
+    from recgoat_cli.model.recgoat import used_rows
+
+    rows, local = used_rows(torch.tensor([7, 2, 7, 9]), 20)
+    assert rows.tolist() == [2, 7, 9] and local.tolist() == [1, 0, 1, 2]
+    rows, local = used_rows(torch.tensor([0, 1, 2, 1]), 4)  # 3 of 4 rows used: keep every row
+    assert rows is None and local.tolist() == [0, 1, 2, 1]
+
+
+@pytest.mark.parametrize("n_users,n_items", [(40, 12), (12, 40)])
+def test_batch_forward_equals_full_forward_on_sparse_and_dense_paths(n_users, n_items):
+    # a small batch in a large graph uses only part of the source rows; the other side uses most of them
+    graph, modalities, user_dim = toy_graph(n_users, n_items)
+    torch.manual_seed(0)
+    model = RecGOAT(n_users, n_items, 8, 2, modalities, user_dim, gat_heads=2).eval()
+    full = model(graph)
+    users, items = torch.tensor([1, 2]), torch.tensor([0, 5])
+    for _ in range(2):  # the second call reuses the cached destination index
+        part = model(graph, users, items)
+        for key, view in part.views.items():
+            rows = users if key.startswith("user:") else items
+            assert torch.allclose(view, full.views[key][rows], atol=1e-5), key

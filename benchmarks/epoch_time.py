@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--models", nargs="+", default=["lightgcn", "recgoat"])
-    parser.add_argument("--gat-heads", type=int, default=2)
+    parser.add_argument("--gat-heads", type=int, default=1)
     options = parser.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)

@@ -47,6 +47,8 @@ from recgoat_cli.model.oat import wasserstein_cost
 GRAPH_KINDS = ("item", "user-item", "user-user")
 #: rows per contrastive problem: InfoNCE over B rows costs B^2; 511 in-batch negatives per row are plenty
 CMCL_ROWS = 512
+#: Sinkhorn's marginal tolerance in training: float32 marginals of 1/256 cannot meet 1e-6 reliably
+OT_TOLERANCE = 1e-5
 
 
 def restrict_edges(edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor | None, num_nodes: int):
@@ -336,7 +338,7 @@ class RecGOAT(Recommender):
             sample = items[torch.randperm(items.numel(), device=items.device)[: self.ot_batch]]
             ids = out.views["item:id"][sample]
             costs = [
-                wasserstein_cost(out.views[f"item:{m}"][sample], ids, reg=self.ot_reg, n_iter_max=self.ot_iters, grad="envelope")
+                wasserstein_cost(out.views[f"item:{m}"][sample], ids, reg=self.ot_reg, n_iter_max=self.ot_iters, tol=OT_TOLERANCE, grad="envelope")
                 for m in modal
             ]
             terms["oat"] = self.lambda_oat * torch.stack(costs).mean()

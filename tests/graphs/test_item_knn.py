@@ -291,3 +291,40 @@ def test_knn_graph_accepts_torch_tensors():
 def test_knn_graph_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         knn_graph(np.zeros((3, 2), dtype=np.int64), np.zeros((3, 1), dtype=np.float32), 3)
+
+
+# Tiles with at least k groups of 32 rows/columns take the grouped selection (group maxima, then only the
+# entries reaching the k-th largest group maximum); sizes not divisible by 32 leave tail rows and columns,
+# and tail tiles with fewer than k groups take the full-row selection.
+@pytest.mark.parametrize(("n", "block_size"), [(640, None), (700, None), (700, 320), (700, 330)])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_grouped_selection_matches_dense_reference(n, block_size, k):
+    x = np.random.default_rng(n + k).standard_normal((n, 12)).astype(np.float32)
+    indices, values = blockwise_topk_cosine(x, k, block_size=block_size)
+    expected_indices, expected_values = dense_reference_topk(x, k)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(values, expected_values, atol=1e-6)
+
+
+@pytest.mark.parametrize("block_size", [None, 320])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_grouped_selection_breaks_exact_ties_by_lower_column_index(block_size, k):
+    # Four +-1 entries per row: cosines are multiples of 1/4, so many similarities tie exactly.
+    x = exact_arithmetic_vectors(600, 24, seed=k)
+    x = np.concatenate([x, x[[3, 3, 200]], x[:60]])
+    indices, values = blockwise_topk_cosine(x, k, block_size=block_size)
+    expected_indices, expected_values = dense_reference_topk(x, k)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(values, expected_values.astype(np.float32))
+
+
+@pytest.mark.parametrize("block_size", [None, 128])
+def test_grouped_selection_falls_back_when_every_similarity_ties(block_size):
+    # One-dimensional features: every cosine is +-1, so the candidate sets are whole rows and the tile
+    # falls back to the full-row selection; the answer is still the lowest-index tied columns.
+    x = np.where(np.arange(200) % 3 == 0, -1.0, 2.0).astype(np.float32)[:, None]
+    indices, values = blockwise_topk_cosine(x, 4, block_size=block_size)
+    expected_indices, expected_values = dense_reference_topk(x, 4)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(values, expected_values.astype(np.float32))
+    np.testing.assert_array_equal(indices[0], [3, 6, 9, 12])

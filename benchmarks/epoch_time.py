@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--models", nargs="+", default=["lightgcn", "recgoat"])
     parser.add_argument("--gat-heads", type=int, default=1)
+    parser.add_argument("--kernels", default="auto", help="edge-softmax kernels: auto, native or torch_scatter")
     options = parser.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -102,12 +103,12 @@ def main() -> None:
     for name in options.models:
         if name == "recgoat":
             graph, modalities, user_dim = recgoat_graph(users, items, n_users, n_items, adjacency)
-            args = {**base, "modalities": modalities, "user_feature_dim": user_dim, "gat_heads": options.gat_heads}
+            args = {**base, "modalities": modalities, "user_feature_dim": user_dim, "gat_heads": options.gat_heads, "backend": options.kernels}
         else:
             graph, args = {"adjacency": adjacency}, dict(base)
         seconds = time_model(name, graph, args, sampler, options.epochs)
         results[name] = statistics.median(seconds)
-        print(json.dumps({"model": name, "data": source, "epoch_seconds": seconds, "median": results[name],
+        print(json.dumps({"model": name, "kernels": options.kernels if name == "recgoat" else "-", "data": source, "epoch_seconds": seconds, "median": results[name],
                           "threads": torch.get_num_threads(), "loadavg": os.getloadavg()[0], "machine": platform.node(),
                           "date": time.strftime("%Y-%m-%d")}))
     if {"lightgcn", "recgoat"} <= set(results):

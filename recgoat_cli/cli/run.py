@@ -48,7 +48,6 @@ from recgoat_cli.cli.train import (
     SeedOpt,
     TemperatureOpt,
     ValMetricOpt,
-    parse_graphs,
     summary_payload,
     train_config,
 )
@@ -123,13 +122,7 @@ def run(
         output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))
     graph, cached = run_build_graph(ctx, GraphConfig(knn_k=knn_k, user_knn_k=user_knn_k), embedded)
     output.info(f"build-graph {graph.id}{' (cached)' if cached else ''}")
-    config = train_config(
-        model=model, dim=dim, n_layers=layers, lr=lr, reg=reg, batch_size=batch_size, epochs=epochs,
-        patience=patience, eval_every=eval_every, val_metric=val_metric, seed=seed, device=device,
-        graphs=parse_graphs(graphs), cmcl=cmcl, oat=oat, fusion=fusion, lambda_cmcl=lambda_cmcl, lambda_oat=lambda_oat,
-        temperature=temperature, ot_reg=ot_reg, ot_iters=ot_iters, ot_batch=ot_batch, gat_layers=gat_layers,
-        gat_heads=gat_heads, kernels=kernels, amp=amp, lm_dim=lm_dim,
-    )
+    config = train_config(locals())
     trained, cached = run_train(ctx, config, graph)
     output.info(f"train {trained.id}{' (cached)' if cached else ''}: best epoch {trained.manifest.summary['best_epoch']}")
     evaluated, _ = run_evaluate(ctx, EvalConfig(ks=tuple(k or (10, 20)), split="test", device=device), trained)

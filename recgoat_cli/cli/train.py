@@ -58,10 +58,12 @@ def parse_graphs(text: str) -> tuple[str, ...]:
     return names
 
 
-def train_config(**options):
+def train_config(options: dict):
+    """The TrainConfig of a command's parsed options (``locals()``): same names, except --layers and --graphs."""
     from recgoat_cli.config import TrainConfig
 
-    return TrainConfig(**{k: v for k, v in options.items() if v is not None})
+    values = {k: v for k, v in options.items() if k in TrainConfig.model_fields and k != "graphs" and v is not None}
+    return TrainConfig(**values, n_layers=options["layers"], graphs=parse_graphs(options["graphs"]))
 
 
 def summary_payload(artifact, cached: bool) -> dict:
@@ -122,13 +124,7 @@ def train(
 
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, force=force, out=output)
-    config = train_config(
-        model=model, dim=dim, n_layers=layers, lr=lr, reg=reg, batch_size=batch_size, epochs=epochs,
-        patience=patience, eval_every=eval_every, val_metric=val_metric, seed=seed, device=device,
-        graphs=parse_graphs(graphs), cmcl=cmcl, oat=oat, fusion=fusion, lambda_cmcl=lambda_cmcl, lambda_oat=lambda_oat,
-        temperature=temperature, ot_reg=ot_reg, ot_iters=ot_iters, ot_batch=ot_batch, gat_layers=gat_layers,
-        gat_heads=gat_heads, kernels=kernels, amp=amp, lm_dim=lm_dim,
-    )
+    config = train_config(locals())
     graph = ctx.store.get("build-graph", from_id)
     if seeds:
         from recgoat_cli.stages.train import write_seed_group

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -109,3 +110,23 @@ def test_help_lists_stages_without_importing_heavy_libraries():
         capture_output=True, text=True, check=True,
     )
     assert imported.stdout.split() == ["False", "False"]
+
+
+def test_run_whole_pipeline_and_recgoat_needs_side_information(tiny):
+    data, runs = tiny
+    common = ["--dataset", str(data), "--workdir", str(runs)]
+    result = invoke("run", *common, "--model", "lightgcn", "--epochs", "2", "--dim", "8", "--k", "5", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["embed"] is None and set(payload["evaluate"]["metrics"]) >= {"recall@5", "ndcg@5"}
+    result = invoke("run", *common, "--epochs", "2", "--dim", "8")  # default model: recgoat
+    assert result.exit_code == 2 and "needs LM representations" in result.output and "Traceback" not in result.output
+
+
+def test_run_recgoat_with_a_feature_file(tiny, tmp_path):
+    data, runs = tiny
+    np.save(data / "image_feat.npy", np.random.default_rng(0).standard_normal((30, 6)).astype(np.float32))
+    result = invoke("run", "--dataset", str(data), "--workdir", str(runs), "--epochs", "2", "--dim", "8", "--knn-k", "3", "--user-knn-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["embed"] is not None and payload["train"]["model"] == "recgoat"

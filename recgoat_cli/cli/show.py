@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recgoat_cli.cli.common import DEFAULT_WORKDIR, DatasetOpt, JsonOpt, Output, QuietOpt, WorkdirOpt, handle_errors
 
-STAGES = ("embed", "build-graph", "train", "evaluate", "export")
+STAGES = ("embed", "build-graph", "train", "evaluate", "export", "tune")
 
 
 def collect(workdir, dataset: str) -> list[dict]:
@@ -45,11 +45,16 @@ def describe(row: dict) -> str:
             f"(min/median/max), {g['isolated_nodes']} isolated"
             for name, g in graphs.items()
         )
+    if row["stage"] == "tune":
+        chosen = summary.get("chosen", {})
+        return f"{summary.get('trials')} trials; chosen trial {chosen.get('trial')}; test recall@20 {summary.get('test', {}).get('recall@20', float('nan')):.4f}"
     if row["stage"] == "embed":
         shapes = ", ".join(f"{name} {shape[0]}x{shape[1]}" for name, shape in summary.get("modalities", {}).items())
         skipped = "".join(f"\nskipped {name}: {why}" for name, why in summary.get("skipped", {}).items())
         return f"items: {shapes}; users {summary.get('users', ['?', '?'])[1]}-d{skipped}"
     if row["stage"] == "export":
+        if summary.get("format") == "torchscript":
+            return f"TorchScript scorer {summary.get('scorer')} for {summary.get('users')} users, {summary.get('items')} items"
         return f"{summary.get('rows')} rows, top-{summary.get('top_k')}"
     return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)))[:120]
 

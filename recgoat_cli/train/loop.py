@@ -38,7 +38,6 @@ class TrainSettings:
     val_metric: str
     seed: int
     amp: bool = False
-    shard: tuple[int, int] = (0, 1)
 
 
 @dataclass
@@ -79,19 +78,13 @@ def fit(
     resume: bool = False,
     progress: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
-    is_writer: bool = True,
-    sync_stop: Callable[[bool], bool] | None = None,
-    wrapped: torch.nn.Module | None = None,
 ) -> FitResult:
     """Train ``model`` until ``settings.epochs`` or early stopping; checkpoints go to ``work_dir``.
 
     ``validate(model)`` returns validation metrics (never test). ``checkpoint_extra`` (model args, config)
     is stored in every checkpoint so later stages rebuild the model from the checkpoint alone.
-    ``wrapped`` is the module to call for the forward pass (a DistributedDataParallel wrapper); ``sync_stop``
-    makes every rank agree on stopping.
     """
     device = next(model.parameters()).device
-    runner = wrapped if wrapped is not None else model
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     graph = {k: v.to(device) for k, v in graph.items()}
     start_epoch, best_score, best_epoch, bad_evals = 1, float("-inf"), 0, 0
@@ -108,7 +101,7 @@ def fit(
         best_metrics = state.get("best_metrics", {})
         history = read_log(work_dir / LOG)[: state["epoch"]]
         log.info("resuming from epoch %d (best %s %.4f at epoch %d)", state["epoch"], settings.val_metric, best_score, best_epoch)
-    elif is_writer:
+    else:
         (work_dir / LOG).unlink(missing_ok=True)
     scaler_enabled = settings.amp and device.type == "cuda"
 
@@ -125,7 +118,7 @@ def fit(
             "rng_state": torch.get_rng_state(),
         }
 
-    if is_writer and start_epoch == 1:
+    if start_epoch == 1:
         save_checkpoint(last_path, checkpoint(0))
     started = time.perf_counter()
     stopped_early = False
@@ -134,7 +127,7 @@ def fit(
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        users, positives, negatives = sampler.epoch(epoch_generator(settings.seed, epoch), settings.shard)
+        users, positives, negatives = sampler.epoch(epoch_generator(settings.seed, epoch))
         totals: dict[str, float] = {}
         n_batches = 0
         for lo in range(0, len(users), settings.batch_size):
@@ -146,7 +139,7 @@ def fit(
             batch_items, item_rows = torch.unique(torch.cat([i, j]), return_inverse=True)
             pos_rows, neg_rows = item_rows[: len(i)], item_rows[len(i) :]
             with torch.autocast(device.type, enabled=scaler_enabled, dtype=torch.bfloat16):
-                out = runner(graph, batch_users, batch_items)
+                out = model(graph, batch_users, batch_items)
                 user_vectors = out.users[user_rows]
                 terms = {
                     "bpr": bpr_loss((user_vectors * out.items[pos_rows]).sum(-1), (user_vectors * out.items[neg_rows]).sum(-1))
@@ -178,21 +171,17 @@ def fit(
             else:
                 bad_evals += 1
         history.append(record)
-        if is_writer:
-            with open(work_dir / LOG, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-            if improved:
-                save_checkpoint(work_dir / BEST, checkpoint(epoch))
-            save_checkpoint(last_path, checkpoint(epoch))
+        with open(work_dir / LOG, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if improved:
+            save_checkpoint(work_dir / BEST, checkpoint(epoch))
+        save_checkpoint(last_path, checkpoint(epoch))
         if on_epoch is not None:
             on_epoch(record)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.4f}", best=f"{best_score:.4f}")
-        stop = bad_evals >= settings.patience
-        if sync_stop is not None:
-            stop = sync_stop(stop)
-        if stop:
+        if bad_evals >= settings.patience:
             stopped_early = True
             break
     if bar is not None:

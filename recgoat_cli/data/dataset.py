@@ -69,14 +69,21 @@ class Dataset:
     image_dir: Path | None = None
     user_map: Path | None = None
     item_map: Path | None = None
+    _input_hashes: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.splits[name]
 
     def input_hashes(self) -> dict[str, str]:
-        """sha256 of the interaction file and the id maps: what every stage's artifact id depends on."""
-        files = [self.inter_file, self.user_map, self.item_map]
-        return {p.name: sha256_file(p) for p in files if p is not None}
+        """sha256 of the interaction file and the id maps: what every stage's artifact id depends on.
+
+        Hashed once per loaded dataset (every stage asks twice: for its artifact id and for its manifest);
+        the caller gets its own copy to extend.
+        """
+        if self._input_hashes is None:
+            files = [self.inter_file, self.user_map, self.item_map]
+            self._input_hashes = {p.name: sha256_file(p) for p in files if p is not None}
+        return dict(self._input_hashes)
 
     def summary(self) -> dict:
         counts = {s: int(len(self.splits[s][0])) for s in SPLITS}

@@ -105,8 +105,7 @@ def run_build_graph(ctx: StageContext, config: GraphConfig, embed: Artifact | No
     dataset = ctx.dataset
     upstream = [embed] if embed is not None else []
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [a.id for a in upstream], dataset.input_hashes())
-    if not ctx.force and (cached := ctx.store.find_cached(STAGE, artifact_id)) is not None:
-        ctx.store.set_latest(STAGE, artifact_id)
+    if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
 
     train_users, train_items = dataset.split("train")

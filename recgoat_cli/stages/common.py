@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recgoat_cli.artifacts.store import ArtifactStore
+from recgoat_cli.artifacts.store import Artifact, ArtifactStore
 from recgoat_cli.data.dataset import Dataset, dataset_key, load_dataset, resolve_dataset
 from recgoat_cli.errors import UserError
 
@@ -22,6 +22,15 @@ class StageContext:
     @property
     def key(self) -> str:
         return self.store.dataset
+
+    def cached(self, stage: str, artifact_id: str) -> Artifact | None:
+        """The finished, verified artifact with this id, made the stage's latest; None when absent or --force."""
+        if self.force:
+            return None
+        artifact = self.store.find_cached(stage, artifact_id)
+        if artifact is not None:
+            self.store.set_latest(stage, artifact_id)
+        return artifact
 
 
 def open_context(dataset: str, workdir: Path, data_root: Path | None = None, *, force: bool = False, progress: bool = False) -> StageContext:

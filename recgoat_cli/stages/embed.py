@@ -138,8 +138,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     dataset = ctx.dataset
     hashes = input_fingerprint(dataset, config)
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [], hashes)
-    if not ctx.force and (cached := ctx.store.find_cached(STAGE, artifact_id)) is not None:
-        ctx.store.set_latest(STAGE, artifact_id)
+    if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     device = str(resolve_device(config.device))
     modalities: dict[str, np.ndarray] = {}

@@ -36,8 +36,7 @@ def rank_metrics(ctx: StageContext, config: EvalConfig, trained: Artifact) -> di
 
 def run_evaluate(ctx: StageContext, config: EvalConfig, trained: Artifact) -> tuple[Artifact, bool]:
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [trained.id], ctx.dataset.input_hashes())
-    if not ctx.force and (cached := ctx.store.find_cached(STAGE, artifact_id)) is not None:
-        ctx.store.set_latest(STAGE, artifact_id)
+    if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
         result = rank_metrics(ctx, config, trained)

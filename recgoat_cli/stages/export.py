@@ -65,8 +65,7 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
     if config.top_k > dataset.n_items:
         raise UserError(f"--top-k {config.top_k} is larger than the catalogue ({dataset.n_items} items); pass at most {dataset.n_items}.")
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [trained.id], dataset.input_hashes())
-    if not ctx.force and (cached := ctx.store.find_cached(STAGE, artifact_id)) is not None:
-        ctx.store.set_latest(STAGE, artifact_id)
+    if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     user_ids = read_id_map(dataset.user_map, dataset.n_users)
     item_ids = read_id_map(dataset.item_map, dataset.n_items)

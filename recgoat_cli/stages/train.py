@@ -174,8 +174,7 @@ def run_train(
     folder = ctx.store.ensure_stage_dir(STAGE)
     work_dir = folder / f".work-{artifact_id}"
     resumable = resume and (work_dir / "last.pt").is_file()
-    if not ctx.force and not resumable and (cached := ctx.store.find_cached(STAGE, artifact_id)) is not None:
-        ctx.store.set_latest(STAGE, artifact_id)
+    if not resumable and (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     metric, _, k = config.val_metric.partition("@")
     valid_indptr, valid_indices = split_csr(dataset, "valid")

@@ -34,13 +34,12 @@ def model_args(config: TrainConfig, n_users: int, n_items: int, embed: Artifact 
     if config.model in ("lightgcn", "recgoat"):
         args["n_layers"] = config.n_layers
     if config.model == "recgoat":
-        from recgoat_cli.stages.embed import load_modalities
-
-        items, users = load_modalities(embed)
-        width = lambda m: min(int(m.shape[1]), config.lm_dim) if config.lm_dim else int(m.shape[1])  # noqa: E731
+        # the widths come from the embed manifest's shapes; the matrices are read once, by graph_tensors
+        shapes = embed.manifest.summary
+        width = lambda shape: min(int(shape[1]), config.lm_dim) if config.lm_dim else int(shape[1])  # noqa: E731
         args.update(
-            modalities=[[name, width(matrix)] for name, matrix in items.items()],
-            user_feature_dim=width(users) if "user-user" in config.graphs else 0,
+            modalities=[[name, width(shape)] for name, shape in shapes["modalities"].items()],
+            user_feature_dim=width(shapes["users"]) if "user-user" in config.graphs else 0,
             graphs=list(config.graphs),
             gat_layers=config.gat_layers, gat_heads=config.gat_heads, gat_dropout=config.gat_dropout,
             cmcl=config.cmcl, lambda_cmcl=config.lambda_cmcl, temperature=config.temperature,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from recgoat_cli.model.base import RecOutput, Recommender, select_rows
+from recgoat_cli.model.base import RecOutput, select_rows
+from recgoat_cli.model.mf import MatrixFactorization
 
 
 class _SymmetricSpMM(torch.autograd.Function):
@@ -44,8 +44,8 @@ def propagate(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torc
     return total / (n_layers + 1)
 
 
-class LightGCN(Recommender):
-    r"""LightGCN (He et al., 2020) over the bipartite graph :math:`A = [[0, R], [R^\top, 0]]`.
+class LightGCN(MatrixFactorization):
+    r"""LightGCN (He et al., 2020): MF's free tables, smoothed over the bipartite graph :math:`A = [[0, R], [R^\top, 0]]`.
 
     Users are nodes ``0..n_users-1`` and items ``n_users..n_users+n_items-1`` of the adjacency.
 
@@ -54,15 +54,8 @@ class LightGCN(Recommender):
     """
 
     def __init__(self, n_users: int, n_items: int, dim: int, n_layers: int):
-        super().__init__()
-        self.n_users, self.n_items, self.dim, self.n_layers = n_users, n_items, dim, n_layers
-        self.user_embedding = nn.Embedding(n_users, dim)
-        self.item_embedding = nn.Embedding(n_items, dim)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        super().__init__(n_users, n_items, dim)
+        self.n_layers = n_layers
 
     def forward(self, graph: dict[str, torch.Tensor], users: torch.Tensor | None = None, items: torch.Tensor | None = None) -> RecOutput:
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])

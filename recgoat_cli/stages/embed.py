@@ -144,7 +144,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     modalities: dict[str, np.ndarray] = {}
     described: dict[str, dict] = {}
     skipped: dict[str, str] = {}
-    text_model = None
+    text_encoder = None  # (model, spec, item table) once text is encoded, reused for user profiles
 
     if config.text_model:
         if dataset.item_table is None:
@@ -158,6 +158,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             template = config.text_template or default_text_template([c for c in table.columns if c != "itemID"])
             texts, missing = render_item_texts(table.drop("itemID"), template, dataset.n_items)
             text_model, spec, info = load_text_model(config.text_model, device)
+            text_encoder = (text_model, spec, table)
             log(f"text: {info['name']} ({info['dim']}-d) over {dataset.n_items} items")
             present = [i for i, t in enumerate(texts) if t]
             matrix = np.zeros((dataset.n_items, info["dim"]), dtype=np.float32)
@@ -216,7 +217,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             f"{dataset.root} gives nothing to embed (no items.tsv, images or *_feat.npy, and no --feature); "
             "train with --model lightgcn, which needs no embed artifact."
         )
-    users, user_info = user_representations(ctx, config, modalities, text_model, device)
+    users, user_info = user_representations(ctx, config, modalities, text_encoder, device)
 
     with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
         shapes = {}
@@ -236,23 +237,25 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     return ctx.store.get(STAGE, artifact_id), False
 
 
-def user_representations(ctx: StageContext, config: EmbedConfig, modalities: dict, text_model, device: str) -> tuple[np.ndarray, dict]:
-    """User rows from train interactions only (never valid or test)."""
+def user_representations(ctx: StageContext, config: EmbedConfig, modalities: dict, text_encoder, device: str) -> tuple[np.ndarray, dict]:
+    """User rows from train interactions only (never valid or test).
+
+    ``text_encoder`` is the ``(model, spec, item table)`` the item texts were encoded with, or None.
+    """
     from recgoat_cli.encoders.text import mean_user_embeddings
 
     dataset = ctx.dataset
     if config.user_mode == "profile":
-        if text_model is None:
+        if text_encoder is None:
             raise UserError("--user-mode profile needs a text modality (items.tsv and --text-model); use --user-mode mean.")
-        from recgoat_cli.encoders.text import encode_texts, text_model_spec, user_profile_texts
+        from recgoat_cli.encoders.text import encode_texts, user_profile_texts
 
-        table = read_item_table(dataset)
+        text_model, spec, table = text_encoder
         title = _first([c for c in table.columns if c != "itemID"], TITLE_COLUMNS)
         if title is None:
             raise UserError(f"{dataset.item_table} has no title column ({', '.join(TITLE_COLUMNS)}) for --user-mode profile.")
         titles = table[title].fill_null("").to_list()
         texts = user_profile_texts(_train_items_in_time_order(dataset), titles, config.profile_template, config.profile_last_n)
-        spec = text_model_spec(config.text_model)
         users = encode_texts(text_model, texts, batch_size=config.batch_size, prefix=spec.query_prefix, normalize=spec.normalize, device=device, progress=ctx.progress)
         return users, {"mode": "profile", "template": config.profile_template, "last_n": config.profile_last_n, "source": "text"}
     source = "text" if "text" in modalities else next(iter(modalities))

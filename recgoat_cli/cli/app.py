@@ -10,18 +10,22 @@ import typer
 from typer.core import TyperGroup
 
 #: options that take several values after one flag (``--k 10 20``); click wants ``--k 10 --k 20``
-MULTI_VALUE_OPTIONS = {"--k", "--seeds", "--fail-below", "--grid", "--feature", "--item-text", "--item-text-key", "--item-text-columns", "--from"}
+MULTI_VALUE_OPTIONS = {"--k", "--seeds", "--fail-below", "--grid", "--feature", "--item-text", "--item-text-key", "--item-text-columns"}
+#: options that take several values in one command only (``--from`` names one upstream everywhere else)
+COMMAND_MULTI_VALUE_OPTIONS = {"evaluate": {"--from"}}
 
 
 def expand_multi_value_options(args: list[str]) -> list[str]:
-    """Rewrite ``--k 10 20`` as ``--k 10 --k 20`` for the options in ``MULTI_VALUE_OPTIONS``."""
+    """Rewrite ``--k 10 20`` as ``--k 10 --k 20`` for the multi-value options of the command in ``args``."""
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    multi = MULTI_VALUE_OPTIONS | COMMAND_MULTI_VALUE_OPTIONS.get(command, set())
     expanded: list[str] = []
     current: str | None = None
     taken = 0
     for arg in args:
         if arg.startswith("-") and not _is_number(arg):
             flag, eq, _ = arg.partition("=")
-            current = flag if flag in MULTI_VALUE_OPTIONS and not eq else None
+            current = flag if flag in multi and not eq else None
             taken = 0
             expanded.append(arg)
         elif current is not None:

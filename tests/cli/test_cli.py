@@ -29,6 +29,9 @@ def tiny(tiny_dataset, tmp_path):
 def test_expand_multi_value_options():
     assert expand_multi_value_options(["evaluate", "--k", "10", "20", "--json"]) == ["evaluate", "--k", "10", "--k", "20", "--json"]
     assert expand_multi_value_options(["train", "--lr", "0.1", "--k=5"]) == ["train", "--lr", "0.1", "--k=5"]
+    # --from takes several ids in evaluate only; elsewhere a second id stays an error for click to report
+    assert expand_multi_value_options(["evaluate", "--from", "a", "b"]) == ["evaluate", "--from", "a", "--from", "b"]
+    assert expand_multi_value_options(["train", "--from", "a", "b"]) == ["train", "--from", "a", "b"]
 
 
 def test_pipeline_end_to_end_with_json(tiny):

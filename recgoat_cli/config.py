@@ -78,11 +78,12 @@ class TrainConfig(StageConfig):
     cmcl: bool = True
     lambda_cmcl: float = Field(0.1, ge=0)
     temperature: float = Field(0.2, gt=0)
+    cmcl_rows: int = Field(256, ge=2, description="rows per InfoNCE problem (in-batch negatives + 1)")
     oat: bool = True
     lambda_oat: float = Field(0.1, ge=0)
     ot_reg: float = Field(0.1, gt=0, description="entropic regularisation on the mean-normalised cost")
     ot_iters: int = Field(100, ge=1)
-    ot_batch: int = Field(256, ge=2, description="items per transport problem")
+    ot_batch: int = Field(128, ge=2, description="items per transport problem")
     fusion: Literal["oat", "concat", "sum"] = "oat"
     lm_dim: int = Field(64, ge=0, description="principal components kept of each frozen LM representation (0: all)")
     kernels: Literal["auto", "native", "torch_scatter"] = "auto"

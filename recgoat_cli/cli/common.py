@@ -30,7 +30,8 @@ DEFAULT_WORKDIR = Path("runs")
 
 
 class Output:
-    """Tables for people on a terminal, one JSON object for scripts, nothing in quiet mode."""
+    """Tables for people on a terminal, one JSON object for scripts (``--json``, also with ``--quiet``), and
+    nothing else in quiet mode."""
 
     def __init__(self, as_json: bool = False, quiet: bool = False):
         self.as_json = as_json
@@ -45,10 +46,11 @@ class Output:
             typer.echo(message, err=True)
 
     def result(self, payload: dict, render: Callable[[dict], None] | None = None) -> None:
+        if self.as_json:  # asked for explicitly, so --quiet does not silence it
+            typer.echo(json.dumps(payload, default=_jsonable))
+            return
         if self.quiet:
             return
-        if self.as_json:
-            typer.echo(json.dumps(payload, default=_jsonable))
         elif render is not None:
             render(payload)
         else:

@@ -41,6 +41,7 @@ TemperatureOpt = Annotated[float, typer.Option("--temperature", help="InfoNCE te
 OtRegOpt = Annotated[float, typer.Option("--ot-reg", help="Sinkhorn entropic regularisation (on the mean-normalised cost)")]
 OtItersOpt = Annotated[int, typer.Option("--ot-iters", help="Sinkhorn iteration limit")]
 OtBatchOpt = Annotated[int, typer.Option("--ot-batch", help="items per transport problem")]
+CmclRowsOpt = Annotated[int, typer.Option("--cmcl-rows", help="rows per contrastive problem (each row has the others as negatives)")]
 GatLayersOpt = Annotated[int, typer.Option("--gat-layers", help="graph attention layers (0: no attention)")]
 GatHeadsOpt = Annotated[int, typer.Option("--gat-heads", help="attention heads")]
 KernelsOpt = Annotated[str, typer.Option("--kernels", help="edge softmax kernels: auto, native or torch_scatter")]
@@ -104,9 +105,10 @@ def train(
     lambda_cmcl: LambdaCmclOpt = 0.1,
     lambda_oat: LambdaOatOpt = 0.1,
     temperature: TemperatureOpt = 0.2,
+    cmcl_rows: CmclRowsOpt = 256,
     ot_reg: OtRegOpt = 0.1,
     ot_iters: OtItersOpt = 100,
-    ot_batch: OtBatchOpt = 256,
+    ot_batch: OtBatchOpt = 128,
     gat_layers: GatLayersOpt = 1,
     gat_heads: GatHeadsOpt = 1,
     kernels: KernelsOpt = "auto",

@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recgoat_cli.model.scatter import EdgeLayout, edge_layout, edge_weighted_sum, resolve_backend, segment_softmax
+from recgoat_cli.model.scatter import EdgeLayout, edge_layout, edge_weighted_sum, resolve_backend, scatter_sum, segment_softmax
+
+
+def log_edge_weight(edge_weight: Tensor) -> Tensor:
+    """``log w`` as the attention logits take it: weights must be ``>= 0``; zero is clamped to float32's tiny."""
+    if bool((edge_weight < 0).any()):
+        raise ValueError("SparseGATLayer edge weights must be >= 0.")
+    return edge_weight.clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
 class SparseGATLayer(nn.Module):
@@ -134,10 +141,7 @@ class SparseGATLayer(nn.Module):
         # index_select rather than ``score[src]``: the same gather, several times faster on a CPU
         logits = F.leaky_relu(score_src.index_select(0, src) + score_dst.index_select(0, dst), self.negative_slope)  # [E, H]
         if edge_weight is not None:
-            if bool((edge_weight < 0).any()):
-                raise ValueError("SparseGATLayer edge weights must be >= 0.")
-            tiny = torch.finfo(torch.float32).tiny
-            logits = logits + edge_weight.clamp_min(tiny).log().unsqueeze(-1).to(logits.dtype)
+            logits = logits + log_edge_weight(edge_weight).unsqueeze(-1).to(logits.dtype)
         alpha = segment_softmax(logits, dst, num_dst, backend=self.backend)
         dropped = F.dropout(alpha, p=self.attn_dropout, training=self.training)
 
@@ -152,6 +156,81 @@ class SparseGATLayer(nn.Module):
         if layout.order is not None:
             alpha = torch.empty_like(alpha).index_copy_(0, layout.order, alpha)
         return out, alpha
+
+    def forward_affine(
+        self,
+        sources: list[tuple[Tensor, Tensor, Tensor | None]],
+        x_dst: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor | None = None,
+        layout: EdgeLayout | None = None,
+        edge_log_weight: Tensor | None = None,
+    ) -> Tensor:
+        r"""``forward((x_src, x_dst), ...)`` for sources that are affine maps of feature rows, without forming ``x_src``.
+
+        The sources are :math:`x_j = \sum_t (P_t f_{t,j} + c_t)` for ``sources = [(f_t, P_t, c_t), ...]``. The
+        layer is linear in :math:`x_j` once the attention weights are known, so
+
+        .. math::
+            a^\top W x_j = \sum_t f_{t,j}^\top (P_t^\top W^\top a) + c^\top W^\top a, \qquad
+            \sum_j \alpha_{ij} W x_j = \sum_t \Big(\sum_j \alpha_{ij} f_{t,j}\Big) (W P_t)^\top
+                + \Big(\sum_j \alpha_{ij}\Big) W c
+
+        with :math:`c = \sum_t c_t` (the sum of :math:`\alpha` differs from 1 under attention dropout, hence
+        its own term). The features are summed over the edges and mapped once per destination: the
+        ``[N_src, in_dim]`` rows and their ``W x`` are never built, and when the features need no gradient the
+        backward has no ``[N_src, d_t]`` product either. Same value and gradients as :meth:`forward`
+        (tested), for one layer whose sources are frozen features seen through trainable maps. A caller that
+        restricts one weighted graph every batch may pass the weights' logarithm (``edge_log_weight``, clamped
+        as :meth:`forward` does) instead of ``edge_weight``.
+
+        Shapes:
+            sources: ``[(f_t [N_src, d_t], P_t [in_dim, d_t], c_t [in_dim] or None), ...]``; x_dst
+            ``[N_dst, in_dim]``; edge_index ``[2, E]``; edge_weight or edge_log_weight ``[E]`` or None; output
+            as :meth:`forward`.
+        """
+        num_src, num_dst = sources[0][0].size(0), x_dst.size(0)
+        if layout is None:
+            features_need_grad = any(features.requires_grad for features, _, _ in sources)
+            layout = edge_layout(edge_index, num_src, num_dst, self.heads, transpose=features_need_grad)
+        src, dst = layout.src, layout.dst
+        if edge_weight is not None:
+            edge_log_weight = log_edge_weight(edge_weight)
+        if edge_log_weight is not None and layout.order is not None:
+            edge_log_weight = edge_log_weight.index_select(0, layout.order)
+        score_weight = self._score_weight(self.lin_src, self.att_src)  # [in_dim, H]
+        score_src = sum(features @ (weight.T @ score_weight) for features, weight, _ in sources)  # [N_src, H]
+        biases = [bias for _, _, bias in sources if bias is not None]
+        shift = sum(biases) if biases else None
+        if shift is not None:
+            score_src = score_src + shift @ score_weight
+        score_dst = x_dst @ self._score_weight(self.lin_dst, self.att_dst)  # [N_dst, H]
+        logits = F.leaky_relu(score_src.index_select(0, src) + score_dst.index_select(0, dst), self.negative_slope)
+        if edge_log_weight is not None:
+            logits = logits + edge_log_weight.unsqueeze(-1).to(logits.dtype)
+        alpha = segment_softmax(logits, dst, num_dst, backend=self.backend)
+        dropped = F.dropout(alpha, p=self.attn_dropout, training=self.training)
+
+        lin = self.lin_src.weight.view(self.heads, self.out_dim, self.in_dim)
+        out = None
+        for features, weight, _ in sources:
+            per_head = features.unsqueeze(1).expand(-1, self.heads, -1)  # a view for one head
+            summed = edge_weighted_sum(dropped, per_head, layout)  # [N_dst, H, d_t]
+            # per head h: summed[:, h] @ (W^h P_t)^T, as one batched product over the heads
+            mapped = torch.bmm(summed.transpose(0, 1), (lin @ weight).transpose(1, 2)).transpose(0, 1)  # [N_dst, H, C]
+            out = mapped if out is None else out + mapped
+        if shift is not None:
+            alpha_sum = scatter_sum(dropped, dst, num_dst, backend=self.backend)  # [N_dst, H]
+            out = torch.addcmul(out, alpha_sum.unsqueeze(-1), (lin @ shift).unsqueeze(0))
+        if self.concat or self.heads == 1:
+            out = out.reshape(num_dst, self.heads * self.out_dim)
+        else:
+            out = out.mean(dim=1)
+        if self.residual is not None:
+            out = out + self.residual(x_dst)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
 
     def _score_weight(self, lin: nn.Linear, att: Tensor) -> Tensor:
         """``[in_dim, H]`` with column ``h`` = ``W^{h T} a^h``, so ``x @ it`` = ``a^{h T} W^h x`` per head."""

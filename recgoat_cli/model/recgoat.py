@@ -23,8 +23,11 @@ same batch items (and users); and OAT, the entropic Wasserstein cost between eac
 distribution and the ID distribution (gradient by the envelope theorem, see ``model/oat.py``).
 
 Cost: the LM features are frozen inputs; the attention layers compute only the rows the batch needs (the
-last layer is restricted to the batch's destination nodes), so the extra cost over LightGCN is a few
-sparse gathers, not another full-graph pass. Everything is computed for all nodes at evaluation.
+last layer is restricted to the batch's destination nodes) and, because a GAT layer is linear in its source
+rows once the attention is known, sum the frozen features over the batch's edges and project them once per
+destination (``SparseGATLayer.forward_affine``): no source row is projected, so the extra cost over LightGCN
+is a few sparse products over the batch's edges, not another full-graph pass. Everything is computed for
+all nodes at evaluation.
 
 Graph inputs (``graph`` dict of tensors, built by the train stage):
 ``adjacency`` (sparse [U+I, U+I]), ``feat:<m>`` ([I, d_m], L2-normalised), ``item_edges:<m>`` ([2, E]
@@ -40,13 +43,11 @@ from torch import Tensor, nn
 from recgoat_cli.model.base import RecOutput, Recommender
 from recgoat_cli.model.cmcl import info_nce
 from recgoat_cli.model.fusion import AdaptiveFusion
-from recgoat_cli.model.gat import GATEncoder, SparseGATLayer
+from recgoat_cli.model.gat import GATEncoder, SparseGATLayer, log_edge_weight
 from recgoat_cli.model.lightgcn import propagate
 from recgoat_cli.model.oat import wasserstein_cost
 
 GRAPH_KINDS = ("item", "user-item", "user-user")
-#: rows per contrastive problem: InfoNCE over B rows costs B^2; 511 in-batch negatives per row are plenty
-CMCL_ROWS = 512
 #: Sinkhorn's marginal tolerance in training: float32 marginals of 1/256 cannot meet 1e-6 reliably
 OT_TOLERANCE = 1e-5
 
@@ -72,7 +73,8 @@ def restrict_edges(edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor
 class IncomingEdges:
     """One graph's edges grouped by destination, so restricting them to a batch costs ``O(E')``, not ``O(E)``.
 
-    Built once per graph (one sort) and reused by every batch.
+    Built once per graph (one sort) and reused by every batch; the weights' logarithm, which the attention
+    logits take, is also computed once (``restrict(nodes, log_weights=True)``).
 
     Shapes:
         edge_index [2, E], edge_weight [E] or None; ``restrict(nodes [B])`` -> edge_index [2, E'] (row 1 holds
@@ -83,51 +85,46 @@ class IncomingEdges:
         order = torch.argsort(edge_index[1], stable=True)
         self.source = edge_index[0, order]
         self.weight = edge_weight[order] if edge_weight is not None else None
+        self.log_weight = log_edge_weight(self.weight) if edge_weight is not None else None
         counts = torch.bincount(edge_index[1], minlength=num_dst)
         self.pointers = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
 
-    def restrict(self, nodes: Tensor) -> tuple[Tensor, Tensor | None]:
+    def restrict(self, nodes: Tensor, log_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         start = self.pointers.index_select(0, nodes)
         counts = self.pointers.index_select(0, nodes + 1) - start
         local_dst = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts)
         # position of edge k of the output: start of its destination's range + its rank inside that range
         offsets = torch.cumsum(counts, 0) - counts
         kept = torch.arange(local_dst.numel(), device=nodes.device) + (start - offsets).index_select(0, local_dst)
-        weight = self.weight.index_select(0, kept) if self.weight is not None else None
+        weights = self.log_weight if log_weights else self.weight
+        weight = weights.index_select(0, kept) if weights is not None else None
         return torch.stack([self.source.index_select(0, kept), local_dst]), weight
 
 
-def used_rows(index: Tensor, num_rows: int, dense_fraction: float = 0.5) -> tuple[Tensor | None, Tensor]:
-    """The distinct rows that ``index`` refers to and ``index`` renumbered to positions among them.
-
-    Returns ``(None, index)`` when more than ``dense_fraction`` of all rows are used: then one dense product
-    over every row costs less than gathering the used ones first. Linear time (a mask, no sort).
+def affine_rows(terms: list[tuple[Tensor, nn.Linear]], ids: Tensor | None = None) -> Tensor:
+    """The mean over ``terms`` of ``linear(features)``, for the rows ``ids`` (every row for ``None``).
 
     Shapes:
-        index [E] in ``[0, num_rows)`` -> (rows [R] sorted, or None; local index [E])
+        terms [(features [N, d_t], Linear(d_t -> dim)), ...], ids [B] or None -> [B or N, dim]
     """
-    used = torch.zeros(num_rows, dtype=torch.bool, device=index.device)
-    used[index] = True
-    rows = used.nonzero().squeeze(1)
-    if rows.numel() > dense_fraction * num_rows:
-        return None, index
-    position = torch.empty(num_rows, dtype=torch.long, device=index.device)
-    position[rows] = torch.arange(rows.numel(), device=index.device)
-    return rows, position.index_select(0, index)
+    rows = [linear(features if ids is None else features.index_select(0, ids)) for features, linear in terms]
+    return rows[0] if len(rows) == 1 else torch.stack(rows).mean(0)
 
 
 class GraphAttentionBranch(nn.Module):
-    """``layers`` GAT layers over projected rows; the last layer computes only the rows of ``nodes``.
+    """``layers`` GAT layers over rows ``affine_rows(terms)``; in training the last layer computes only ``nodes``.
 
-    ``source(ids)`` returns the projected source rows ``ids`` (all rows for ``None``), so in training only the
-    batch's neighbourhood is projected (or every row, when the neighbourhood is most of them; see
-    :func:`used_rows`). Inner layers (``layers > 1``) run on the whole homogeneous graph. The graph's
+    The source rows are the mean of trainable linear maps of frozen features (one term per modality). With
+    one layer and a batch of ``nodes``, the layer runs :meth:`SparseGATLayer.forward_affine`: the features
+    are summed over the batch's incoming edges and mapped once per destination, so no source row is
+    projected at all. Inner layers (``layers > 1``) run on the whole homogeneous graph. The graph's
     :class:`IncomingEdges` is built on the first restricted call and kept while the same, unmodified
     ``edge_index`` tensor comes back.
 
     Shapes:
-        source(ids) -> [len(ids), dim]; x_dst [N_dst, dim] or None (homogeneous graph: taken from ``source``);
-        edge_index [2, E] (row 0 source, row 1 destination) -> [len(nodes) or N_dst, dim]
+        terms [(features [N_src, d_t], Linear(d_t -> dim)), ...]; x_dst [N_dst, dim] or None (homogeneous
+        graph: the destinations' rows come from ``terms`` too); edge_index [2, E] (row 0 source, row 1
+        destination); nodes [B] or None -> [B or N_dst, dim]
     """
 
     def __init__(self, dim: int, layers: int, heads: int, dropout: float, backend: str, share_weights: bool = True):
@@ -156,24 +153,26 @@ class GraphAttentionBranch(nn.Module):
         return cached[3]
 
     def forward(
-        self, source, x_dst: Tensor | None, edge_index: Tensor, edge_weight: Tensor | None, nodes: Tensor | None, num_src: int, num_dst: int
+        self, terms: list[tuple[Tensor, nn.Linear]], x_dst: Tensor | None, edge_index: Tensor, edge_weight: Tensor | None,
+        nodes: Tensor | None, num_dst: int,
     ) -> Tensor:
         if self.inner is not None and x_dst is None:
-            hidden = self.inner(source(None), edge_index, edge_weight)
-
-            def source(ids):
-                return hidden if ids is None else hidden.index_select(0, ids)
-
+            hidden = self.inner(affine_rows(terms), edge_index, edge_weight)
+            if nodes is None:
+                return self.last(hidden, edge_index, edge_weight)
+            edges, weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes)
+            return self.last(hidden, edges, weights, dst_rows=nodes)
         if nodes is None:
-            x_src = source(None)
+            x_src = affine_rows(terms)
             return self.last((x_src, x_src if x_dst is None else x_dst), edge_index, edge_weight)
-        edges, weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes)
-        rows, local = used_rows(edges[0], num_src)
-        if rows is None and x_dst is None:
-            # every source row is at hand: the destinations' rows (and their projections) are gathered, not recomputed
-            return self.last(source(None), torch.stack([local, edges[1]]), weights, dst_rows=nodes)
-        x_src = source(rows)
-        return self.last((x_src, source(nodes) if x_dst is None else x_dst.index_select(0, nodes)), torch.stack([local, edges[1]]), weights)
+        edges, log_weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes, log_weights=True)
+        dst_rows = affine_rows(terms, nodes) if x_dst is None else x_dst.index_select(0, nodes)
+        if len(terms) == 1:
+            sources = [(terms[0][0], terms[0][1].weight, terms[0][1].bias)]
+        else:
+            share = 1.0 / len(terms)
+            sources = [(features, share * linear.weight, None if linear.bias is None else share * linear.bias) for features, linear in terms]
+        return self.last.forward_affine(sources, dst_rows, edges, edge_log_weight=log_weights)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, layers={self.layers_count}, heads={self.heads})"
@@ -206,11 +205,12 @@ class RecGOAT(Recommender):
         cmcl: bool = True,
         lambda_cmcl: float = 0.1,
         temperature: float = 0.2,
+        cmcl_rows: int = 256,
         oat: bool = True,
         lambda_oat: float = 0.1,
         ot_reg: float = 0.1,
         ot_iters: int = 100,
-        ot_batch: int = 256,
+        ot_batch: int = 128,
         fusion: str = "oat",
         backend: str = "auto",
     ):
@@ -223,7 +223,7 @@ class RecGOAT(Recommender):
         self.user_feature_dim = user_feature_dim
         self.graphs = tuple(graphs)
         self.gat_layers = gat_layers
-        self.cmcl, self.lambda_cmcl, self.temperature = cmcl, lambda_cmcl, temperature
+        self.cmcl, self.lambda_cmcl, self.temperature, self.cmcl_rows = cmcl, lambda_cmcl, temperature, cmcl_rows
         self.oat, self.lambda_oat = oat, lambda_oat
         self.ot_reg, self.ot_iters, self.ot_batch = ot_reg, ot_iters, ot_batch
         self.user_embedding = nn.Embedding(n_users, dim)
@@ -270,49 +270,24 @@ class RecGOAT(Recommender):
         user_id, item_id = collaborative[: self.n_users], collaborative[self.n_users :]
         item_views = {"id": item_id if items is None else item_id[items]}
         user_views = {"id": user_id if users is None else user_id[users]}
-        # each modality's projection of every item, made at most once per forward and shared by the item-item
-        # and user-item attention when one of them needs most rows
-        all_items: dict[str, Tensor] = {}
-
-        def project_items(name: str, ids: Tensor | None) -> Tensor:
-            if name in all_items:
-                return all_items[name] if ids is None else all_items[name].index_select(0, ids)
-            features = graph[f"feat:{name}"]
-            if ids is None:
-                all_items[name] = self.project[name](features)
-                return all_items[name]
-            return self.project[name](features.index_select(0, ids))
-
         for name, _ in self.modalities:
-
-            def source(ids, name=name):
-                return project_items(name, ids)
-
+            terms = [(graph[f"feat:{name}"], self.project[name])]
             if name in self.item_gat:
                 item_views[name] = self.item_gat[name](
-                    source, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), items, self.n_items, self.n_items
+                    terms, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), items, self.n_items
                 )
             else:
-                item_views[name] = source(items)
+                item_views[name] = affine_rows(terms, items)
         if self.user_item_gat is not None:
             # one attention over each user's train items, whose rows are the mean of their projected modalities
-            def item_content(ids):
-                return torch.stack([project_items(n, ids) for n, _ in self.modalities]).mean(0)
-
-            user_views["items"] = self.user_item_gat(
-                item_content, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_items, self.n_users
-            )
+            terms = [(graph[f"feat:{name}"], self.project[name]) for name, _ in self.modalities]
+            user_views["items"] = self.user_item_gat(terms, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_users)
         if self.user_project is not None:
-
-            def user_source(ids):
-                return self.user_project(graph["user_feat"] if ids is None else graph["user_feat"].index_select(0, ids))
-
+            terms = [(graph["user_feat"], self.user_project)]
             if self.user_gat is not None:
-                user_views["lm"] = self.user_gat(
-                    user_source, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users, self.n_users
-                )
+                user_views["lm"] = self.user_gat(terms, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users)
             else:
-                user_views["lm"] = user_source(users)
+                user_views["lm"] = affine_rows(terms, users)
         fused_items = self.item_fusion([item_views[v] for v in self.item_views])
         fused_users = self.user_fusion([user_views[v] for v in self.user_views])
         views = {f"item:{k}": v for k, v in item_views.items()} | {f"user:{k}": v for k, v in user_views.items()}
@@ -323,8 +298,8 @@ class RecGOAT(Recommender):
         terms: dict[str, Tensor] = {}
         modal = [name for name, _ in self.modalities]
         if self.cmcl and self.lambda_cmcl > 0:
-            users = users[torch.randperm(users.numel(), device=users.device)[:CMCL_ROWS]]
-            items = items[torch.randperm(items.numel(), device=items.device)[:CMCL_ROWS]]
+            users = users[torch.randperm(users.numel(), device=users.device)[: self.cmcl_rows]]
+            items = items[torch.randperm(items.numel(), device=items.device)[: self.cmcl_rows]]
             # every (ID view, other view) pair of one side is one batched problem [pairs, rows, dim]
             losses = []
             for side, rows, others in (("item", items, modal), ("user", users, self.user_views[1:])):

@@ -116,10 +116,14 @@ class EdgeLayout(NamedTuple):
     matrix in CSR form, ``backward_*`` its transpose; ``*_gather`` picks each stored value from the
     ``[E, H]`` edge weights (flattened).
 
+    The ``backward_*`` fields are None in a layout built with ``transpose=False``: it serves products whose
+    node rows need no gradient (frozen features), and saves the sort by source.
+
     Shapes:
         order: ``[E]`` or None (caller's edges already in destination order); dst, src: ``[E]`` in
         destination order; forward_ptr: ``[N_dst * H + 1]``; backward_ptr: ``[N_src * H + 1]``;
-        forward_col, forward_gather, backward_col, backward_gather: ``[E * H]``.
+        forward_col, forward_gather, backward_col, backward_gather: ``[E * H]``; ``forward_gather`` is None
+        when it is the identity (one head).
     """
 
     num_src: int
@@ -130,18 +134,23 @@ class EdgeLayout(NamedTuple):
     src: Tensor
     forward_ptr: Tensor
     forward_col: Tensor
-    forward_gather: Tensor
-    backward_ptr: Tensor
-    backward_col: Tensor
-    backward_gather: Tensor
+    forward_gather: Tensor | None
+    backward_ptr: Tensor | None
+    backward_col: Tensor | None
+    backward_gather: Tensor | None
 
 
-def _head_interleaved_csr(pointers: Tensor, columns: Tensor, edge_ids: Tensor | None, heads: int) -> tuple[Tensor, Tensor, Tensor]:
+def _head_interleaved_csr(pointers: Tensor, columns: Tensor, edge_ids: Tensor | None, heads: int) -> tuple[Tensor, Tensor, Tensor | None]:
     """Expand a CSR pattern ``[R, K]`` to the head-interleaved pattern ``[R * H, K * H]`` (see EdgeLayout).
 
     Big row ``r H + h`` holds row ``r``'s entries again, in head ``h``'s columns. Indices come back as int32
-    (what the sparse kernels use; int64 would be converted on every product) when they fit.
+    (what the sparse kernels use; int64 would be converted on every product) when they fit. The gather
+    (which edge weight each stored entry takes) is None when it is the identity.
     """
+    largest = max(columns.numel(), pointers.numel() - 1, int(columns.max()) + 1 if columns.numel() else 0) * heads
+    index_type = torch.int32 if largest < 2**31 else torch.int64
+    if heads == 1:  # the pattern itself; no gather when the entries are already the edges in order
+        return pointers.to(index_type), columns.to(index_type), edge_ids
     degree = pointers.diff()
     head = torch.arange(heads, device=pointers.device)
     big_pointers = torch.cat([(pointers[:-1, None] * heads + head * degree[:, None]).reshape(-1), pointers[-1:] * heads])
@@ -152,8 +161,6 @@ def _head_interleaved_csr(pointers: Tensor, columns: Tensor, edge_ids: Tensor | 
     entry = torch.arange(big_row.numel(), device=pointers.device) + start_shift
     big_columns = columns.index_select(0, entry) * heads + row_head
     gather = (entry if edge_ids is None else edge_ids.index_select(0, entry)) * heads + row_head
-    fits = max(big_row.numel(), degree.numel() * heads, int(columns.max()) * heads + heads if columns.numel() else 0) < 2**31
-    index_type = torch.int32 if fits else torch.int64
     return big_pointers.to(index_type), big_columns.to(index_type), gather
 
 
@@ -162,10 +169,11 @@ def _row_pointers(sorted_index: Tensor, num_rows: int) -> Tensor:
     return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
 
 
-def edge_layout(edge_index: Tensor, num_src: int, num_dst: int, heads: int = 1) -> EdgeLayout:
+def edge_layout(edge_index: Tensor, num_src: int, num_dst: int, heads: int = 1, transpose: bool = True) -> EdgeLayout:
     """Group ``edge_index`` (row 0 source, row 1 destination) by destination and by source, for ``heads`` heads.
 
     Edges already sorted by destination (e.g. restricted from a destination-sorted list) are not re-sorted.
+    ``transpose=False`` skips the grouping by source (the layout then gives no gradient to node rows).
 
     Shapes:
         edge_index: ``[2, E]`` int64 -> :class:`EdgeLayout`.
@@ -175,12 +183,19 @@ def edge_layout(edge_index: Tensor, num_src: int, num_dst: int, heads: int = 1) 
     if dst.numel() > 1 and not bool((dst[1:] >= dst[:-1]).all()):
         order = torch.argsort(dst, stable=True)
         src, dst = src.index_select(0, order), dst.index_select(0, order)
-    by_source = torch.argsort(src, stable=True)
     forward = _head_interleaved_csr(_row_pointers(dst, num_dst), src, None, heads)
-    backward = _head_interleaved_csr(
-        _row_pointers(src.index_select(0, by_source), num_src), dst.index_select(0, by_source), by_source, heads
-    )
+    backward = (None, None, None)
+    if transpose:
+        by_source = torch.argsort(src, stable=True)
+        backward = _head_interleaved_csr(
+            _row_pointers(src.index_select(0, by_source), num_src), dst.index_select(0, by_source), by_source, heads
+        )
     return EdgeLayout(num_src, num_dst, heads, order, dst, src, *forward, *backward)
+
+
+def _gathered(weights: Tensor, gather: Tensor | None) -> Tensor:
+    flat = weights.reshape(-1)
+    return flat if gather is None else flat.index_select(0, gather)
 
 
 class _EdgeWeightedSum(torch.autograd.Function):
@@ -193,7 +208,7 @@ class _EdgeWeightedSum(torch.autograd.Function):
         ctx.save_for_backward(weights, values)
         heads, width = values.size(1), values.size(2)
         matrix = torch.sparse_csr_tensor(
-            layout.forward_ptr, layout.forward_col, weights.reshape(-1).index_select(0, layout.forward_gather),
+            layout.forward_ptr, layout.forward_col, _gathered(weights, layout.forward_gather),
             (layout.num_dst * heads, layout.num_src * heads),
             check_invariants=False,  # the layout is built sorted and in range; checking costs every batch
         )
@@ -215,10 +230,14 @@ class _EdgeWeightedSum(torch.autograd.Function):
                 check_invariants=False,
             )
             sampled = torch.sparse.sampled_addmm(pattern, grad_rows, values.reshape(-1, width).T, beta=0.0).values()
-            grad_weights = torch.empty_like(sampled).index_copy_(0, layout.forward_gather, sampled).view_as(weights)
+            if layout.forward_gather is not None:
+                sampled = torch.empty_like(sampled).index_copy_(0, layout.forward_gather, sampled)
+            grad_weights = sampled.view_as(weights)
         if ctx.needs_input_grad[1]:
+            if layout.backward_ptr is None:
+                raise RuntimeError("edge_weighted_sum: values need a gradient but the layout was built with transpose=False.")
             transposed = torch.sparse_csr_tensor(
-                layout.backward_ptr, layout.backward_col, weights.reshape(-1).index_select(0, layout.backward_gather),
+                layout.backward_ptr, layout.backward_col, _gathered(weights, layout.backward_gather),
                 (layout.num_src * heads, layout.num_dst * heads),
                 check_invariants=False,
             )

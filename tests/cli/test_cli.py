@@ -73,6 +73,13 @@ def test_quiet_prints_nothing(tiny):
     assert result.exit_code == 0 and result.stdout == ""
 
 
+def test_quiet_json_prints_only_the_json_object(tiny):
+    data, runs = tiny
+    result = invoke("build-graph", "--dataset", str(data), "--workdir", str(runs), "--quiet", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["artifact_id"]  # one object on stdout, nothing else
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

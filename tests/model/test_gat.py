@@ -222,3 +222,39 @@ def test_destination_rows_equal_explicit_destinations():
     rows = torch.tensor([6, 1, 3])
     edge_index = torch.tensor([[0, 2, 5, 7, 1], [0, 0, 1, 2, 2]])  # destinations are positions in ``rows``
     torch.testing.assert_close(layer(x, edge_index, dst_rows=rows), layer((x, x[rows]), edge_index))
+
+
+@pytest.mark.parametrize(("heads", "concat", "share_weights", "weighted"), [(1, False, True, True), (2, True, False, False), (3, False, False, True)])
+def test_affine_sources_equal_projected_sources_in_value_and_gradient(heads, concat, share_weights, weighted):
+    """forward_affine on frozen features and maps == forward on the rows those maps make (train mode, dropout on)."""
+    torch.manual_seed(0)
+    layer = SparseGATLayer(8, 5, heads=heads, concat=concat, share_weights=share_weights, attn_dropout=0.3).train()
+    features = [torch.randn(20, 6), torch.randn(20, 4)]
+    maps = [torch.randn(8, 6, requires_grad=True), torch.randn(8, 4, requires_grad=True)]
+    shift = torch.randn(8, requires_grad=True)
+    x_dst = torch.randn(7, 8, requires_grad=True)
+    edge_index = unique_edges(20, 7, 60, seed=1)
+    edge_weight = torch.rand(60) + 0.1 if weighted else None
+    inputs = [*maps, shift, x_dst, *layer.parameters()]
+
+    torch.manual_seed(5)  # the same dropout mask for both calls
+    expected = layer((features[0] @ maps[0].T + shift + features[1] @ maps[1].T, x_dst), edge_index, edge_weight)
+    expected_grads = torch.autograd.grad(expected.square().sum(), inputs)
+    torch.manual_seed(5)
+    got = layer.forward_affine([(features[0], maps[0], shift), (features[1], maps[1], None)], x_dst, edge_index, edge_weight)
+    got_grads = torch.autograd.grad(got.square().sum(), inputs)
+
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for got_grad, expected_grad in zip(got_grads, expected_grads):
+        torch.testing.assert_close(got_grad, expected_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_affine_sources_accept_log_weights():
+    torch.manual_seed(0)
+    layer = SparseGATLayer(4, 4).eval()
+    features, project = torch.randn(9, 3), torch.randn(4, 3)
+    x_dst, edge_index = torch.randn(5, 4), unique_edges(9, 5, 20, seed=2)
+    weight = torch.rand(20) + 0.05
+    by_weight = layer.forward_affine([(features, project, None)], x_dst, edge_index, edge_weight=weight)
+    by_log = layer.forward_affine([(features, project, None)], x_dst, edge_index, edge_log_weight=weight.log())
+    torch.testing.assert_close(by_log, by_weight)

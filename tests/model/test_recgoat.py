@@ -118,15 +118,6 @@ def test_incoming_edges_restrict_like_restrict_edges(weighted):
     assert key(got_edges, got_weights) == key(expected_edges, expected_weights)
 
 
-def test_used_rows_compacts_or_keeps_all():
-    from recgoat_cli.model.recgoat import used_rows
-
-    rows, local = used_rows(torch.tensor([7, 2, 7, 9]), 20)
-    assert rows.tolist() == [2, 7, 9] and local.tolist() == [1, 0, 1, 2]
-    rows, local = used_rows(torch.tensor([0, 1, 2, 1]), 4)  # 3 of 4 rows used: keep every row
-    assert rows is None and local.tolist() == [0, 1, 2, 1]
-
-
 @pytest.mark.parametrize("n_users,n_items", [(40, 12), (12, 40)])
 def test_batch_forward_equals_full_forward_on_sparse_and_dense_paths(n_users, n_items):
     # a small batch in a large graph uses only part of the source rows; the other side uses most of them
@@ -140,3 +131,28 @@ def test_batch_forward_equals_full_forward_on_sparse_and_dense_paths(n_users, n_
         for key, view in part.views.items():
             rows = users if key.startswith("user:") else items
             assert torch.allclose(view, full.views[key][rows], atol=1e-5), key
+
+
+@pytest.mark.parametrize("gat_layers", [1, 2])
+def test_batch_gradients_equal_full_gradients(gat_layers):
+    """The training path (restricted, feature-space attention) gives every parameter the full forward's gradient."""
+    graph, modalities, user_dim = toy_graph(14, 11)
+    torch.manual_seed(0)
+    model = RecGOAT(14, 11, 8, 2, modalities, user_dim, gat_layers=gat_layers, gat_dropout=0.0)
+    users, items = torch.tensor([1, 4, 6, 13]), torch.tensor([0, 3, 8])
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def objective(out, user_rows, item_rows):
+        views = sum(v.square().sum() for v in out.views.values() if v.size(0) in (len(users), len(items)))
+        return (out.users[user_rows] @ out.items[item_rows].T).sum() + views
+
+    part = model(graph, users, items)
+    part_grads = torch.autograd.grad(objective(part, slice(None), slice(None)), parameters, allow_unused=True)
+    full = model(graph)
+    full.views.update({k: v[users if k.startswith("user:") else items] for k, v in full.views.items()})
+    full_grads = torch.autograd.grad(objective(full, users, items), parameters, allow_unused=True)
+    for (name, _), got, expected in zip(model.named_parameters(), part_grads, full_grads):
+        if expected is None:
+            assert got is None or bool((got == 0).all()), name
+        else:
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=name)

@@ -122,3 +122,20 @@ def test_edge_layout_orders_edges_by_destination():
     assert layout.forward_ptr.tolist() == [0, 1, 2, 3, 4, 6, 8]
     assert layout.forward_col.tolist() == [2, 3, 6, 7, 0, 4, 1, 5]
     assert edge_layout(layout.order.new_tensor([[1, 3], [0, 1]]), 4, 3).order is None  # already sorted
+
+
+def test_layout_without_transpose_serves_frozen_values_only():
+    from recgoat_cli.model.scatter import edge_layout, edge_weighted_sum
+
+    edge_index = torch.tensor([[0, 2, 1, 2], [0, 0, 1, 2]])
+    weights = torch.tensor([[0.5], [0.25], [1.0], [2.0]], requires_grad=True)
+    values = torch.arange(6.0).view(3, 1, 2)
+    layout = edge_layout(edge_index, 3, 3, transpose=False)
+    assert layout.backward_ptr is None and layout.forward_gather is None  # one head: no gather needed
+    out = edge_weighted_sum(weights, values, layout)
+    # row 0 = 0.5 * values[0] + 0.25 * values[2]; row 1 = values[1]; row 2 = 2 * values[2]
+    assert out[:, 0].tolist() == [[1.0, 1.75], [2.0, 3.0], [8.0, 10.0]]
+    out.sum().backward()
+    assert weights.grad.view(-1).tolist() == [1.0, 9.0, 5.0, 9.0]  # sum of each source's row
+    with pytest.raises(RuntimeError, match="transpose=False"):
+        edge_weighted_sum(weights, values.clone().requires_grad_(), layout).sum().backward()

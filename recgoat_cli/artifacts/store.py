@@ -121,6 +121,16 @@ class ArtifactStore:
         tmp.write_text(artifact_id + "\n", encoding="utf-8")
         os.replace(tmp, folder / "latest")
 
+    def check_writable(self) -> None:
+        """Refuse, before any work starts, a workdir where artifacts could not be written; creates nothing."""
+        existing = self.root
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UserError(f"{existing} is a file, so no artifact can be written under {self.root}; pass a writable --workdir.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"{existing} is not writable, so no artifact can be written under {self.root}; pass a writable --workdir.")
+
     def ensure_stage_dir(self, stage: str) -> Path:
         """Create the stage folder, or say plainly that the workdir is not writable."""
         folder = self.stage_dir(stage)

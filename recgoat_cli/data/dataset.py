@@ -161,9 +161,9 @@ def _integer_column(frame, path: Path, column: str) -> np.ndarray:
     bad = (parsed.is_null()).arg_true()
     if len(bad):
         row = int(bad[0])
-        raise UserError(
-            f"{path} line {row + 2} column {column} is '{values[row]}', not an integer; ids and x_label must be integers."
-        )
+        value = values[row]
+        what = "empty" if value is None or not value.strip() else f"'{value}', not an integer"
+        raise UserError(f"{path} line {row + 2} column {column} is {what}; ids and x_label must be integers.")
     array = parsed.to_numpy().astype(np.int64)
     negative = np.flatnonzero(array < 0)
     if len(negative):

@@ -26,6 +26,9 @@ ImageEncoderOpt = Annotated[str, typer.Option("--image-encoder", help="auto (cli
 ImageModelOpt = Annotated[str, typer.Option("--image-model", "--image-arch", help="open_clip architecture, e.g. ViT-B-32")]
 ImageWeightsOpt = Annotated[Optional[str], typer.Option("--image-weights", help="open_clip pretrained tag in the local cache, or a weights file")]
 FeatureOpt = Annotated[Optional[list[str]], typer.Option("--feature", help="NAME=path.npy precomputed item features (repeatable)")]
+SkipUnreadableImagesOpt = Annotated[
+    bool, typer.Option("--skip-unreadable-images", help="fill image files that do not decode with the mean image row instead of stopping")
+]
 UserModeOpt = Annotated[str, typer.Option("--user-mode", help="mean (of train item text rows) or profile (text of the last N train items)")]
 
 
@@ -65,9 +68,7 @@ def embed(
     user_mode: UserModeOpt = "mean",
     profile_last_n: Annotated[int, typer.Option("--profile-last-n", help="train items in a user's text profile")] = 20,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
-    skip_unreadable_images: Annotated[
-        bool, typer.Option("--skip-unreadable-images", help="fill image files that do not decode with the mean image row instead of stopping")
-    ] = False,
+    skip_unreadable_images: SkipUnreadableImagesOpt = False,
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
     as_json: JsonOpt = False,

@@ -37,9 +37,11 @@ class EmbedConfig(StageConfig):
     profile_template: str = "A user who liked: {titles}"
     profile_last_n: int = Field(20, ge=1)
     missing_rule: Literal["mean"] = "mean"
+    skip_unreadable_images: bool = Field(False, description="fill undecodable image files like absent ones instead of stopping")
     batch_size: int = Field(64, ge=1)
     device: str = "auto"
-    non_semantic: tuple[str, ...] = ("batch_size", "device")
+    # skip_unreadable_images never changes a written artifact: without it the same inputs write nothing
+    non_semantic: tuple[str, ...] = ("batch_size", "device", "skip_unreadable_images")
 
 
 class GraphConfig(StageConfig):

@@ -3,11 +3,13 @@
 Layout: ``<workdir>/<dataset>/<stage>/<artifact-id>/`` with ``manifest.json`` and the stage's files, and
 ``<workdir>/<dataset>/<stage>/latest`` holding the id of the newest artifact. A stage builds its files in a
 temporary sibling folder with a unique name and renames it into place only when the manifest is written, so
-a crash or a concurrent run never leaves a half-written artifact under a real id.
+a crash or a concurrent run never leaves a half-written artifact under a real id. The rename itself runs under a
+per-artifact lock, so two runs that finish the same artifact at once keep one of them whole.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -15,7 +17,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from recgoat_cli.artifacts.manifest import (
     MANIFEST_NAME,
@@ -119,6 +121,16 @@ class ArtifactStore:
         tmp.write_text(artifact_id + "\n", encoding="utf-8")
         os.replace(tmp, folder / "latest")
 
+    def check_writable(self) -> None:
+        """Refuse, before any work starts, a workdir where artifacts could not be written; creates nothing."""
+        existing = self.root
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UserError(f"{existing} is a file, so no artifact can be written under {self.root}; pass a writable --workdir.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"{existing} is not writable, so no artifact can be written under {self.root}; pass a writable --workdir.")
+
     def ensure_stage_dir(self, stage: str) -> Path:
         """Create the stage folder, or say plainly that the workdir is not writable."""
         folder = self.stage_dir(stage)
@@ -129,6 +141,36 @@ class ArtifactStore:
         if not os.access(folder, os.W_OK):
             raise UserError(f"{folder} is not writable; pass a writable --workdir.")
         return folder
+
+    @contextmanager
+    def lock(self, stage: str, name: str, *, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold ``<stage>/.lock-<name>`` exclusively, waiting for another process that holds it.
+
+        The lock is ``flock`` on the file, so the kernel releases it when a holder dies (even by SIGKILL). The
+        holder deletes the file on release; a waiter then finds that its open file is no longer the one at the
+        path, and locks the new one, so two processes never both believe they hold the lock.
+        """
+        path = self.ensure_stage_dir(stage) / f".lock-{name}"
+        while True:
+            handle = open(path, "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait(f"waiting for another recgoat process that holds {path}")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            handle.close()
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            handle.close()
 
     @contextmanager
     def writer(self, stage: str, artifact_id: str, *, force: bool = False) -> Iterator[Path]:
@@ -149,9 +191,14 @@ class ArtifactStore:
 
     def commit(self, tmp: Path, stage: str, artifact_id: str, *, force: bool = False) -> None:
         """Rename a finished folder (manifest written) to ``<stage>/<artifact_id>`` and point ``latest`` at it."""
-        folder = self.stage_dir(stage)
         if not (tmp / MANIFEST_NAME).is_file():
             raise RuntimeError(f"stage {stage} finished without writing its manifest")
+        # serialised, so two runs that finish the same artifact at once cannot both find it absent
+        with self.lock(stage, f"commit-{artifact_id}"):
+            self._commit_locked(tmp, stage, artifact_id, force=force)
+
+    def _commit_locked(self, tmp: Path, stage: str, artifact_id: str, *, force: bool) -> None:
+        folder = self.stage_dir(stage)
         final = folder / artifact_id
         if final.exists():
             if not force and (final / MANIFEST_NAME).is_file():

@@ -9,6 +9,11 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
+try:  # typer 0.2x ships its own copy of click; older typer uses click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
+
 #: options that take several values after one flag (``--k 10 20``); click wants ``--k 10 --k 20``
 MULTI_VALUE_OPTIONS = {"--k", "--seeds", "--fail-below", "--grid", "--feature", "--item-text", "--item-text-key", "--item-text-columns"}
 #: options that take several values in one command only (``--from`` names one upstream everywhere else)
@@ -46,9 +51,27 @@ def _is_number(text: str) -> bool:
     return True
 
 
+class OneLineUsageError(UsageError):
+    """A flag click could not parse, shown like every other user error: one line on stderr, exit 2."""
+
+    def show(self, file=None) -> None:
+        command = self.ctx.command_path if self.ctx is not None else "recgoat"
+        message = " ".join(self.format_message().split()).rstrip(".")
+        typer.echo(f"error: {message} (see `{command} --help`).", err=True)
+
+
 class RecgoatGroup(TyperGroup):
     def parse_args(self, ctx, args):
-        return super().parse_args(ctx, expand_multi_value_options(list(args)))
+        try:
+            return super().parse_args(ctx, expand_multi_value_options(list(args)))
+        except UsageError as exc:
+            raise OneLineUsageError(exc.format_message(), exc.ctx) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:  # a sub-command's options
+            raise OneLineUsageError(exc.format_message(), exc.ctx) from None
 
     def list_commands(self, ctx):
         return list(self.commands)  # pipeline order, not alphabetical

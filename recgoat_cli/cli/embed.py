@@ -26,10 +26,13 @@ ImageEncoderOpt = Annotated[str, typer.Option("--image-encoder", help="auto (cli
 ImageModelOpt = Annotated[str, typer.Option("--image-model", "--image-arch", help="open_clip architecture, e.g. ViT-B-32")]
 ImageWeightsOpt = Annotated[Optional[str], typer.Option("--image-weights", help="open_clip pretrained tag in the local cache, or a weights file")]
 FeatureOpt = Annotated[Optional[list[str]], typer.Option("--feature", help="NAME=path.npy precomputed item features (repeatable)")]
+SkipUnreadableImagesOpt = Annotated[
+    bool, typer.Option("--skip-unreadable-images", help="fill image files that do not decode with the mean image row instead of stopping")
+]
 UserModeOpt = Annotated[str, typer.Option("--user-mode", help="mean (of train item text rows) or profile (text of the last N train items)")]
 
 
-def embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, dataset_features, user_mode, profile_last_n, batch_size, device):
+def embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, dataset_features, user_mode, profile_last_n, batch_size, device, skip_unreadable_images=False):
     from recgoat_cli.config import EmbedConfig
     from recgoat_cli.encoders.features import parse_feature_spec
 
@@ -46,6 +49,7 @@ def embed_config(text_model, text_template, image_encoder, image_model, image_we
         profile_last_n=profile_last_n,
         batch_size=batch_size,
         device=device,
+        skip_unreadable_images=skip_unreadable_images,
     )
 
 
@@ -64,6 +68,7 @@ def embed(
     user_mode: UserModeOpt = "mean",
     profile_last_n: Annotated[int, typer.Option("--profile-last-n", help="train items in a user's text profile")] = 20,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    skip_unreadable_images: SkipUnreadableImagesOpt = False,
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -74,7 +79,7 @@ def embed(
 
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, force=force, out=output)
-    config = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, dataset_features, user_mode, profile_last_n, batch_size, device)
+    config = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, dataset_features, user_mode, profile_last_n, batch_size, device, skip_unreadable_images)
     artifact, cached = run_embed(ctx, config, log=output.info)
     summary = artifact.manifest.summary
     for name, reason in summary.get("skipped", {}).items():

@@ -42,7 +42,13 @@ def prepare(
     """Turn raw interactions into the MMRec dataset layout: filters, k-core, id maps and a seeded split."""
     from recgoat_cli.data.dataset import default_data_root
     from recgoat_cli.data.prepare import PrepareOptions, prepare_dataset
+    from recgoat_cli.errors import UserError
 
+    if k_core and (user_core is not None or item_core is not None):
+        raise UserError(
+            f"--k-core {k_core} is shorthand for --user-core {k_core} --item-core {k_core}, so it conflicts with "
+            "--user-core/--item-core; pass either --k-core or the two separate flags."
+        )
     output = Output(as_json, quiet)
     target = out if out is not None else (data_root or default_data_root()) / name
     options = PrepareOptions(

@@ -19,7 +19,17 @@ from recgoat_cli.cli.common import (
     context,
     handle_errors,
 )
-from recgoat_cli.cli.embed import FeatureOpt, ImageEncoderOpt, ImageModelOpt, ImageWeightsOpt, TextModelOpt, TextTemplateOpt, UserModeOpt, embed_config
+from recgoat_cli.cli.embed import (
+    FeatureOpt,
+    ImageEncoderOpt,
+    ImageModelOpt,
+    ImageWeightsOpt,
+    SkipUnreadableImagesOpt,
+    TextModelOpt,
+    TextTemplateOpt,
+    UserModeOpt,
+    embed_config,
+)
 from recgoat_cli.cli.evaluate import KOpt, render_metrics
 from recgoat_cli.cli.train import (
     AmpOpt,
@@ -93,6 +103,7 @@ def run(
     image_weights: ImageWeightsOpt = None,
     feature: FeatureOpt = None,
     user_mode: UserModeOpt = "mean",
+    skip_unreadable_images: SkipUnreadableImagesOpt = False,
     knn_k: Annotated[int, typer.Option("--knn-k", help="neighbours per item in each item-item graph")] = 10,
     user_knn_k: Annotated[int, typer.Option("--user-knn-k", help="neighbours per user in the user-user graph")] = 10,
     k: KOpt = None,
@@ -119,13 +130,13 @@ def run(
     embedded = None
     data = ctx.dataset
     if data.item_table is not None or data.image_dir is not None or data.feature_files or feature:
-        econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device)
+        econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device, skip_unreadable_images)
         embedded, cached = run_embed(ctx, econfig, log=output.info)
         output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))
     graph, cached = run_build_graph(ctx, GraphConfig(knn_k=knn_k, user_knn_k=user_knn_k), embedded)
     output.info(f"build-graph {graph.id}{' (cached)' if cached else ''}")
     config = train_config(locals())
-    trained, cached = run_train(ctx, config, graph)
+    trained, cached = run_train(ctx, config, graph, log=output.info)
     output.info(f"train {trained.id}{' (cached)' if cached else ''}: best epoch {trained.manifest.summary['best_epoch']}")
     evaluated, _ = run_evaluate(ctx, EvalConfig(ks=tuple(k or (10, 20)), split="test", device=device), trained)
     exported, _ = run_export(ctx, ExportConfig(top_k=top_k, device=device), trained)

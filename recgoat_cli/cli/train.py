@@ -122,8 +122,11 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train one model; the best epoch on validation is kept (the test split is never read)."""
+    from recgoat_cli.errors import UserError
     from recgoat_cli.stages.train import run_train
 
+    if resume and force:
+        raise UserError("--resume and --force contradict each other (--resume continues the interrupted run, --force starts it again); pass one of them.")
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, force=force, out=output)
     config = train_config(locals())
@@ -133,13 +136,13 @@ def train(
 
         runs = []
         for value in dict.fromkeys(seeds):
-            artifact, cached = run_train(ctx, config.model_copy(update={"seed": value}), graph, resume=resume)
+            artifact, cached = run_train(ctx, config.model_copy(update={"seed": value}), graph, resume=resume, log=output.info)
             runs.append((artifact, cached))
             output.info(f"seed {value}: {'cached' if cached else 'trained'} {model} artifact {artifact.id}")
         write_seed_group(ctx, [a for a, _ in runs])
         output.result({"runs": [summary_payload(a, c) | {"seed": a.manifest.seed} for a, c in runs]})
         return
-    artifact, cached = run_train(ctx, config, graph, resume=resume)
+    artifact, cached = run_train(ctx, config, graph, resume=resume, log=output.info)
     payload = summary_payload(artifact, cached)
     output.info(f"{'cached' if cached else 'trained'} {model} artifact {artifact.id} (best epoch {payload['best_epoch']})")
     output.result(payload)

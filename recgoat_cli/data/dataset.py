@@ -109,6 +109,25 @@ def find_inter_file(root: Path) -> Path:
     raise UserError(f"{root} holds several .inter files ({', '.join(p.name for p in found)}); keep one per dataset folder.")
 
 
+def first_malformed_line(path: Path, n_fields: int) -> str | None:
+    """Where a tab-separated file stops being ``n_fields`` UTF-8 fields per line, said as "line N ...", or None.
+
+    A parser reports a ragged row or a bad byte by offset or not at all; this names the line for the user.
+    """
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                return f"line {number} is not UTF-8 text"
+            if not line.strip():
+                return f"line {number} is blank"
+            fields = line.count("\t") + 1
+            if fields != n_fields:
+                return f"line {number} has {fields} tab-separated fields but the header has {n_fields}"
+    return None
+
+
 def _read_inter(path: Path):
     import polars as pl
 
@@ -124,11 +143,13 @@ def _read_inter(path: Path):
         raise UserError(f"{path} has no column {missing[0]} (header: {', '.join(header)}); the MMRec layout needs userID, itemID, x_label.")
     if len(set(header)) != len(header):
         raise UserError(f"{path} line 1 repeats a column name ({', '.join(header)}); keep each column once.")
+    if (problem := first_malformed_line(path, len(header))) is not None:
+        raise UserError(f"{path} {problem}; fix that row (one tab-separated value per header column).")
     try:
         frame = pl.read_csv(path, separator="\t", infer_schema_length=0, quote_char=None)
     except pl.exceptions.PolarsError as exc:
         line = str(exc).splitlines()[0]
-        raise UserError(f"{path} cannot be parsed as a tab-separated table ({line}); fix the ragged or malformed row.") from None
+        raise UserError(f"{path} cannot be parsed as a tab-separated table ({line}); fix the malformed row.") from None
     return frame
 
 
@@ -140,9 +161,9 @@ def _integer_column(frame, path: Path, column: str) -> np.ndarray:
     bad = (parsed.is_null()).arg_true()
     if len(bad):
         row = int(bad[0])
-        raise UserError(
-            f"{path} line {row + 2} column {column} is '{values[row]}', not an integer; ids and x_label must be integers."
-        )
+        value = values[row]
+        what = "empty" if value is None or not value.strip() else f"'{value}', not an integer"
+        raise UserError(f"{path} line {row + 2} column {column} is {what}; ids and x_label must be integers.")
     array = parsed.to_numpy().astype(np.int64)
     negative = np.flatnonzero(array < 0)
     if len(negative):

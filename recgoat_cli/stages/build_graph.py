@@ -136,6 +136,11 @@ def run_build_graph(ctx: StageContext, config: GraphConfig, embed: Artifact | No
             save_coo(out / "user_user.npz", rows, cols, weights, (dataset.n_users, dataset.n_users))
             stats["user_user"] = graph_stats(rows, cols, dataset.n_users)
             choices["user_user"] = config.user_graph
+        memory = {"budget_bytes": budget}
+        if embed is not None:
+            from recgoat_cli.graphs.item_knn import tile_side_for_budget
+
+            memory["item_knn_tile_side"] = tile_side_for_budget(dataset.n_items, budget)
         write_manifest(
             out,
             stage=STAGE,
@@ -144,7 +149,7 @@ def run_build_graph(ctx: StageContext, config: GraphConfig, embed: Artifact | No
             config=config.model_dump(),
             upstream=upstream,
             inputs=dataset.input_hashes(),
-            summary={"dataset": dataset.summary(), "graphs": stats, "choices": choices},
+            summary={"dataset": dataset.summary(), "graphs": stats, "choices": choices, "memory": memory},
         )
     return ctx.store.get(STAGE, artifact_id), False
 

@@ -34,14 +34,14 @@ class StageContext:
 
 
 def open_context(dataset: str, workdir: Path, data_root: Path | None = None, *, force: bool = False, progress: bool = False) -> StageContext:
+    """The dataset (validated) and the artifact store of a stage run; every stage writes, so an unwritable
+    workdir is refused here, before any work."""
     root = resolve_dataset(dataset, data_root)
     key = dataset_key(root)
-    return StageContext(
-        dataset=load_dataset(root, key),
-        store=ArtifactStore(Path(workdir), key),
-        force=force,
-        progress=progress,
-    )
+    store = ArtifactStore(Path(workdir), key)
+    loaded = load_dataset(root, key)
+    store.check_writable()
+    return StageContext(dataset=loaded, store=store, force=force, progress=progress)
 
 
 def resolve_device(name: str):

@@ -10,8 +10,10 @@ Users: from each user's **train** items only, either the mean of their item text
 modality when there is no text) or a text profile of their last N train items encoded as a query (``profile``).
 
 Files: ``item_<modality>.npy`` (float32 ``[n_items, d]``), ``users.npy`` (float32 ``[n_users, d]``) and
-``modalities.json`` (what each matrix is). Items without text or with an unreadable image are filled with the
-mean row of the modality, counted and listed in the manifest.
+``modalities.json`` (what each matrix is). Items without text or without an image file are filled with the
+mean row of the modality, counted and listed in the manifest. An image file that exists but does not decode
+(empty, truncated, not an image) stops the stage with its name, unless ``--skip-unreadable-images`` asks for
+the same mean-row fill.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from recgoat_cli.artifacts.manifest import compute_artifact_id, sha256_file, sha256_json
 from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import EmbedConfig
-from recgoat_cli.data.dataset import IMAGE_SUFFIXES, Dataset
+from recgoat_cli.data.dataset import IMAGE_SUFFIXES, Dataset, first_malformed_line
 from recgoat_cli.errors import UserError
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 
@@ -44,7 +46,10 @@ def read_item_table(dataset: Dataset):
     try:
         frame = pl.read_csv(path, separator="\t", infer_schema_length=0, quote_char=None, encoding="utf8")
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} cannot be read as UTF-8 tab-separated text ({str(exc).splitlines()[0]}); fix or regenerate it with `recgoat prepare`.") from None
+        with open(path, "rb") as handle:
+            n_fields = handle.readline().count(b"\t") + 1
+        problem = first_malformed_line(path, n_fields) or f"cannot be read as UTF-8 tab-separated text ({str(exc).splitlines()[0]})"
+        raise UserError(f"{path} {problem}; fix that row or regenerate the file with `recgoat prepare`.") from None
     if "itemID" not in frame.columns:
         raise UserError(f"{path} has no itemID column (header: {', '.join(frame.columns)}).")
     ids = frame["itemID"].cast(pl.Int64, strict=False)
@@ -141,6 +146,8 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     device = str(resolve_device(config.device))
+    if config.user_mode == "profile":
+        require_train_items_for_profiles(dataset)
     modalities: dict[str, np.ndarray] = {}
     described: dict[str, dict] = {}
     skipped: dict[str, str] = {}
@@ -186,6 +193,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             model, preprocess, info = load_image_model(config.image_model, config.image_weights, device)
             log(f"image: open_clip {config.image_model} over {sum(p is not None for p in paths)} images")
             matrix, bad, reasons = encode_images(model, preprocess, paths, config.batch_size, device, progress=ctx.progress)
+            refuse_unreadable_images(paths, bad, config.skip_unreadable_images)
             modalities["image"] = fill_missing_rows(matrix, bad, config.missing_rule, what="item images")
             described["image"] = {"kind": "image", "encoder": "open_clip", "missing": _missing_record(bad, config.missing_rule, reasons), **info}
         else:
@@ -193,6 +201,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
 
             log(f"image: no CLIP weights given, using the {DESCRIPTOR_NAME}")
             matrix, bad, reasons = describe_images(paths)
+            refuse_unreadable_images(paths, bad, config.skip_unreadable_images)
             modalities["image"] = fill_missing_rows(matrix, bad, config.missing_rule, what="item images")
             described["image"] = {
                 "kind": "image", "encoder": DESCRIPTOR_NAME, "dim": int(matrix.shape[1]),
@@ -235,6 +244,30 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
                      "missing": {n: d["missing"]["count"] for n, d in described.items() if "missing" in d}},
         )
     return ctx.store.get(STAGE, artifact_id), False
+
+
+def require_train_items_for_profiles(dataset: Dataset) -> None:
+    """A text profile lists a user's train items; a user without any has no profile, which is not filled in silently."""
+    indptr, _ = split_csr(dataset, "train")
+    without = np.flatnonzero(np.diff(indptr) == 0)
+    if len(without):
+        raise UserError(
+            f"user {int(without[0])} has no train interactions in {dataset.inter_file} ({len(without)} such users), so "
+            "--user-mode profile has no items to describe them with; use --user-mode mean (it gives them the mean item row)."
+        )
+
+
+def refuse_unreadable_images(paths: list[Path | None], bad: list[int], skip: bool) -> None:
+    """An image file that exists but does not decode is damage to report, unlike an item that has no image file."""
+    unreadable = [i for i in bad if paths[i] is not None]
+    if not unreadable or skip:
+        return
+    path = paths[unreadable[0]]
+    what = "is empty (0 bytes)" if path.stat().st_size == 0 else "cannot be decoded as an image (truncated or not an image)"
+    raise UserError(
+        f"{path} {what}, and {len(unreadable) - 1} more image files are unreadable; replace or delete them (an item "
+        "without an image file gets the mean image row), or pass --skip-unreadable-images to fill them the same way."
+    )
 
 
 def user_representations(ctx: StageContext, config: EmbedConfig, modalities: dict, text_encoder, device: str) -> tuple[np.ndarray, dict]:

@@ -8,11 +8,9 @@ run finishes, the checkpoints live in ``train/.work-<artifact-id>/``, which ``--
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -134,22 +132,6 @@ def train_artifact_id(ctx: StageContext, config: TrainConfig, graph: Artifact, e
     return compute_artifact_id(STAGE, config.semantic_dump(), upstream, ctx.dataset.input_hashes())
 
 
-@contextmanager
-def exclusive(lock_path: Path):
-    """Refuse a second concurrent run of the same training configuration."""
-    with open(lock_path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(
-                f"another `recgoat train` holds {lock_path} for the same configuration; wait for it to finish."
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def run_train(
     ctx: StageContext,
     config: TrainConfig,
@@ -158,7 +140,13 @@ def run_train(
     *,
     resume: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
+    log: Callable[[str], None] = lambda message: None,
 ) -> tuple[Artifact, bool]:
+    """Train (or find cached) the artifact of ``config``; returns it and whether it came from the cache.
+
+    One process at a time trains a configuration: a second run of the same one waits for the first and then
+    finds its artifact cached (or, with ``--resume`` after the first was killed, continues its checkpoint).
+    """
     import torch
 
     from recgoat_cli.data.sampling import NegativeSampler
@@ -172,8 +160,7 @@ def run_train(
     artifact_id = train_artifact_id(ctx, config, graph, embed)
     folder = ctx.store.ensure_stage_dir(STAGE)
     work_dir = folder / f".work-{artifact_id}"
-    resumable = resume and (work_dir / "last.pt").is_file()
-    if not resumable and (cached := ctx.cached(STAGE, artifact_id)) is not None:
+    if not resume and (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     metric, _, k = config.val_metric.partition("@")
     valid_indptr, valid_indices = split_csr(dataset, "valid")
@@ -185,7 +172,10 @@ def run_train(
     device = resolve_device(config.device)
     train_indptr, train_indices = split_csr(dataset, "train")
 
-    with exclusive(folder / f".work-{artifact_id}.lock"):
+    with ctx.store.lock(STAGE, f"train-{artifact_id}", on_wait=log):
+        resumable = resume and (work_dir / "last.pt").is_file()
+        if not resumable and (cached := ctx.cached(STAGE, artifact_id)) is not None:
+            return cached, True  # a run of the same configuration finished while this one waited
         if work_dir.exists() and not resumable:
             shutil.rmtree(work_dir)
         work_dir.mkdir(exist_ok=True)
@@ -245,7 +235,6 @@ def run_train(
             },
         )
         ctx.store.commit(work_dir, STAGE, artifact_id, force=True)
-    (folder / f".work-{artifact_id}.lock").unlink(missing_ok=True)
     return ctx.store.get(STAGE, artifact_id), False
 
 

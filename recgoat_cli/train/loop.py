@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from recgoat_cli.data.sampling import NegativeSampler
+from recgoat_cli.errors import UserError
 from recgoat_cli.model.bpr import bpr_loss, l2_penalty
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,16 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Tensors and plain values only (``weights_only=True``): a checkpoint that holds anything else is refused."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        reason = "it holds objects other than tensors" if isinstance(exc, pickle.UnpicklingError) else "truncated or corrupted"
+        raise UserError(
+            f"checkpoint {path} cannot be loaded ({reason}; it was not unpickled); delete {path.parent} and rerun without --resume."
+        ) from None
 
 
 def fit(
@@ -99,7 +109,9 @@ def fit(
         start_epoch = state["epoch"] + 1
         best_score, best_epoch, bad_evals = state["best_score"], state["best_epoch"], state["bad_evals"]
         best_metrics = state.get("best_metrics", {})
-        history = read_log(work_dir / LOG)[: state["epoch"]]
+        # a kill between an epoch's log line and its checkpoint leaves lines the resumed run will write again
+        history = [record for record in read_log(work_dir / LOG) if record["epoch"] <= state["epoch"]]
+        write_log(work_dir / LOG, history)
         log.info("resuming from epoch %d (best %s %.4f at epoch %d)", state["epoch"], settings.val_metric, best_score, best_epoch)
     else:
         (work_dir / LOG).unlink(missing_ok=True)
@@ -198,9 +210,24 @@ def fit(
 
 
 def read_log(path: Path) -> list[dict]:
+    """The records of a training log, up to a last line that a kill cut short."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return records
+
+
+def write_log(path: Path, records: list[dict]) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _progress_bar(enabled: bool, start: int, total: int):

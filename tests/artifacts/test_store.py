@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -96,3 +97,45 @@ def test_unwritable_workdir_is_a_user_error(tmp_path):
     store = ArtifactStore(blocker, "toy")
     with pytest.raises(UserError, match="writable --workdir"):
         _write(store, "abc123")
+
+
+def test_workdir_below_a_file_is_refused_before_anything_is_created(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match=r"file is a file, so no artifact can be written under .*; pass a writable --workdir"):
+        ArtifactStore(blocker / "runs", "toy").check_writable()
+    ArtifactStore(tmp_path / "new" / "runs", "toy").check_writable()  # a workdir that does not exist yet is fine
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder, so a read-only folder cannot be made")
+def test_read_only_workdir_is_refused(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match="read-only is not writable"):
+            ArtifactStore(folder, "toy").check_writable()
+    finally:
+        folder.chmod(0o755)
+
+
+def test_two_writers_of_one_artifact_keep_one_whole_copy(tmp_path):
+    store = ArtifactStore(tmp_path, "toy")
+    with store.writer("build-graph", "same12") as first:
+        (first / "data.txt").write_text("one")
+        write_manifest(first, stage="build-graph", artifact_id="same12", dataset="toy", config={})
+        _write(store, "same12", payload="one")  # a second run finishes the same artifact first
+    assert sorted(p.name for p in (tmp_path / "toy" / "build-graph").iterdir()) == ["latest", "same12"]
+    assert store.get("build-graph").file("data.txt").read_text() == "one"
+
+
+def test_lock_is_exclusive_and_leaves_no_file(tmp_path):
+    import fcntl
+
+    store = ArtifactStore(tmp_path, "toy")
+    with store.lock("train", "abc"):
+        path = tmp_path / "toy" / "train" / ".lock-abc"
+        with open(path) as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert not path.exists()

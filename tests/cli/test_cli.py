@@ -140,3 +140,23 @@ def test_run_recgoat_with_a_feature_file(tiny, tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["embed"] is not None and payload["train"]["model"] == "recgoat"
+
+
+def test_unwritable_workdir_is_refused_before_the_stage_starts(tiny, tmp_path):
+    data, _ = tiny
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    # a text model that does not exist would fail later; the workdir is checked first, before any model loads
+    result = invoke("embed", "--dataset", str(data), "--workdir", str(blocker / "runs"), "--text-model", str(tmp_path / "no-model"))
+    assert result.exit_code == 2
+    assert f"{blocker} is a file" in result.stderr and "--workdir" in result.stderr
+
+
+def test_parse_errors_are_one_line(tiny):
+    data, runs = tiny
+    result = invoke("train", "--dataset", str(data), "--workdir", str(runs), "--epochs", "many")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: Invalid value for '--epochs': Input should be a valid integer, unable to parse string as an integer "
+        "(see `recgoat train --help`)."
+    ]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from recgoat_cli.cli.app import app
+from recgoat_cli.cli.build_graph import parse_memory_budget
 from recgoat_cli.config import EmbedConfig, GraphConfig
+from recgoat_cli.errors import UserError
 from recgoat_cli.stages.build_graph import load_sparse, run_build_graph
 from recgoat_cli.stages.common import open_context
 from recgoat_cli.stages.embed import run_embed
@@ -80,3 +84,35 @@ def test_empty_train_split_exits_2(tmp_path):
     (folder / "empty.inter").write_text("userID\titemID\tx_label\n0\t0\t1\n0\t1\t2\n")
     result = runner.invoke(app, ["build-graph", "--dataset", str(folder), "--workdir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "no train interactions" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "mib"), [("512", 512), ("16", 16), ("512MB", 512), ("64mib", 64), ("2GB", 2048), ("1.5G", 1536), (" 32 MB ", 32)]
+)
+def test_memory_budget_takes_mib_or_a_size(text, mib):
+    assert parse_memory_budget(text) == mib
+
+
+@pytest.mark.parametrize(("text", "message"), [("lots", "is not a size"), ("2TB", "is not a size"), ("8MB", "below the 16 MiB")])
+def test_memory_budget_refuses_what_it_cannot_honour(text, message):
+    with pytest.raises(UserError, match=message):
+        parse_memory_budget(text)
+
+
+def test_knn_tiles_follow_the_memory_budget_flag(tmp_path):
+    # 2100 items: a 16 MiB budget gives 1024-wide tiles (16 bytes per entry), 64 MiB gives 2048-wide ones
+    folder = tmp_path / "data" / "wide"
+    folder.mkdir(parents=True)
+    rows = ["userID\titemID\tx_label"] + [f"{u}\t{7 * u + j}\t{min(max(j - 4, 0), 2)}" for u in range(300) for j in range(7)]
+    (folder / "wide.inter").write_text("\n".join(rows) + "\n")
+    np.save(folder / "image_feat.npy", np.random.default_rng(0).standard_normal((2100, 4)).astype(np.float32))
+    common = ["--dataset", str(folder), "--workdir", str(tmp_path / "runs")]
+    assert runner.invoke(app, ["embed", *common, "--text-model", "none", "--image-encoder", "none"]).exit_code == 0
+    sides = {}
+    for budget in ("16MB", "64MB"):
+        result = runner.invoke(app, ["build-graph", *common, "--knn-k", "3", "--user-graph", "none", "--memory-budget", budget, "--force", "--json"])
+        assert result.exit_code == 0, result.output
+        memory = json.loads(result.stdout)["memory"]
+        sides[budget] = memory["item_knn_tile_side"]
+        assert memory["budget_bytes"] == parse_memory_budget(budget) * 2**20
+    assert sides == {"16MB": 1024, "64MB": 2048}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from recgoat_cli.cli.app import app
 from recgoat_cli.config import EmbedConfig
+from recgoat_cli.errors import UserError
 from recgoat_cli.stages.common import open_context, split_csr
 from recgoat_cli.stages.embed import load_modalities, run_embed
 
@@ -61,11 +63,27 @@ def test_embed_text_image_and_users_offline(small_sample, tmp_path):
     assert cached and again.id == artifact.id
 
 
+def users_with_train_items(dataset: Path, out: Path) -> Path:
+    """A copy of ``dataset`` without the users that have no train interaction (ids remapped, contiguous)."""
+    import polars as pl
+
+    out.mkdir(parents=True)
+    inter = pl.read_csv(dataset / f"{dataset.name}.inter", separator="\t")
+    kept = inter.filter(pl.col("x_label") == 0)["userID"].unique().sort()
+    remap = {int(u): n for n, u in enumerate(kept)}
+    inter = inter.filter(pl.col("userID").is_in(kept)).with_columns(pl.col("userID").replace_strict(remap))
+    inter.write_csv(out / f"{out.name}.inter", separator="\t")
+    shutil.copy(dataset / "items.tsv", out / "items.tsv")
+    return out
+
+
 def test_profile_users_and_imported_feature(small_sample, tmp_path):
     feature = tmp_path / "audio.npy"
     np.save(feature, np.random.default_rng(0).standard_normal((60, 5)).astype(np.float32))
-    ctx = open_context(str(small_sample), tmp_path / "w")
     config = EmbedConfig(device="cpu", image_encoder="none", user_mode="profile", features=(("audio", str(feature)),))
+    with pytest.raises(UserError, match=r"has no train interactions .* use --user-mode mean"):
+        run_embed(open_context(str(small_sample), tmp_path / "w"), config)  # a profile of no items is not made up
+    ctx = open_context(str(users_with_train_items(small_sample, tmp_path / "data" / "trained")), tmp_path / "w")
     artifact, _ = run_embed(ctx, config)
     items, users = load_modalities(artifact)
     assert set(items) == {"text", "audio"} and users.shape == (ctx.dataset.n_users, 384)

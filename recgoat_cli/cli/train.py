@@ -41,6 +41,7 @@ TemperatureOpt = Annotated[float, typer.Option("--temperature", help="InfoNCE te
 OtRegOpt = Annotated[float, typer.Option("--ot-reg", help="Sinkhorn entropic regularisation (on the mean-normalised cost)")]
 OtItersOpt = Annotated[int, typer.Option("--ot-iters", help="Sinkhorn iteration limit")]
 OtBatchOpt = Annotated[int, typer.Option("--ot-batch", help="items per transport problem")]
+GatValuesOpt = Annotated[str, typer.Option("--gat-values", help="what the attention passes along the edges: id (collaborative embeddings, attention from LM rows) or lm (projected LM rows)")]
 CmclRowsOpt = Annotated[int, typer.Option("--cmcl-rows", help="rows per contrastive problem (each row has the others as negatives)")]
 GatLayersOpt = Annotated[int, typer.Option("--gat-layers", help="graph attention layers (0: no attention)")]
 GatHeadsOpt = Annotated[int, typer.Option("--gat-heads", help="attention heads")]
@@ -111,6 +112,7 @@ def train(
     ot_batch: OtBatchOpt = 128,
     gat_layers: GatLayersOpt = 1,
     gat_heads: GatHeadsOpt = 1,
+    gat_values: GatValuesOpt = "id",
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
     lm_dim: LmDimOpt = 64,

@@ -232,6 +232,50 @@ class SparseGATLayer(nn.Module):
             out = out + self.bias
         return out
 
+    def propagate_values(
+        self,
+        sources: list[tuple[Tensor, Tensor, Tensor | None]] | Tensor,
+        key_dst: Tensor,
+        values: Tensor,
+        edge_index: Tensor,
+        edge_log_weight: Tensor | None = None,
+    ) -> Tensor:
+        r"""Attention from keys, messages from ``values``: :math:`y_i = \frac{1}{H}\sum_h \sum_j \alpha^h_{ij} v_j`.
+
+        The attention :math:`\alpha` is this layer's (scores from the source keys ``x_j`` and the destination
+        keys, edge weights as a prior, dropout in training), but what flows along the edges is another
+        representation of the sources, ``values``, unchanged: no ``W``, residual or bias. RecGOAT uses it to
+        propagate collaborative (ID) embeddings over graphs built from LM representations, with attention
+        seeded from those representations. The source keys are a tensor ``[N_src, in_dim]`` or affine terms
+        of frozen features as in :meth:`forward_affine`.
+
+        Shapes:
+            sources ``[N_src, in_dim]`` or ``[(f_t [N_src, d_t], P_t [in_dim, d_t], c_t or None), ...]``;
+            key_dst ``[N_dst, in_dim]``; values ``[N_src, C]``; edge_index ``[2, E]``; edge_log_weight ``[E]``
+            or None -> ``[N_dst, C]``
+        """
+        num_src, num_dst = values.size(0), key_dst.size(0)
+        layout = edge_layout(edge_index, num_src, num_dst, self.heads, transpose=values.requires_grad)
+        src, dst = layout.src, layout.dst
+        if edge_log_weight is not None and layout.order is not None:
+            edge_log_weight = edge_log_weight.index_select(0, layout.order)
+        score_weight = self._score_weight(self.lin_src, self.att_src)  # [in_dim, H]
+        if isinstance(sources, Tensor):
+            score_src = sources @ score_weight
+        else:
+            score_src = sum(features @ (weight.T @ score_weight) for features, weight, _ in sources)
+            biases = [bias for _, _, bias in sources if bias is not None]
+            if biases:
+                score_src = score_src + sum(biases) @ score_weight
+        score_dst = key_dst @ self._score_weight(self.lin_dst, self.att_dst)
+        logits = F.leaky_relu(score_src.index_select(0, src) + score_dst.index_select(0, dst), self.negative_slope)
+        if edge_log_weight is not None:
+            logits = logits + edge_log_weight.unsqueeze(-1).to(logits.dtype)
+        alpha = segment_softmax(logits, dst, num_dst, backend=self.backend)
+        dropped = F.dropout(alpha, p=self.attn_dropout, training=self.training)
+        out = edge_weighted_sum(dropped, values.unsqueeze(1).expand(-1, self.heads, -1), layout)  # [N_dst, H, C]
+        return out[:, 0] if self.heads == 1 else out.mean(dim=1)
+
     def _score_weight(self, lin: nn.Linear, att: Tensor) -> Tensor:
         """``[in_dim, H]`` with column ``h`` = ``W^{h T} a^h``, so ``x @ it`` = ``a^{h T} W^h x`` per head."""
         weight = lin.weight.view(self.heads, self.out_dim, self.in_dim)

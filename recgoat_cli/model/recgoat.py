@@ -48,6 +48,9 @@ from recgoat_cli.model.lightgcn import propagate
 from recgoat_cli.model.oat import wasserstein_cost
 
 GRAPH_KINDS = ("item", "user-item", "user-user")
+#: what the attention layers pass along the edges: the projected LM rows ("lm") or the collaborative
+#: (LightGCN) embeddings of the sources, with the attention still computed from the LM rows ("id")
+GAT_VALUES = ("lm", "id")
 #: Sinkhorn's marginal tolerance in training: float32 marginals of 1/256 cannot meet 1e-6 reliably
 OT_TOLERANCE = 1e-5
 
@@ -154,8 +157,10 @@ class GraphAttentionBranch(nn.Module):
 
     def forward(
         self, terms: list[tuple[Tensor, nn.Linear]], x_dst: Tensor | None, edge_index: Tensor, edge_weight: Tensor | None,
-        nodes: Tensor | None, num_dst: int,
+        nodes: Tensor | None, num_dst: int, values: Tensor | None = None,
     ) -> Tensor:
+        if values is not None:
+            return self._propagate(terms, x_dst, edge_index, edge_weight, nodes, num_dst, values)
         if self.inner is not None and x_dst is None:
             hidden = self.inner(affine_rows(terms), edge_index, edge_weight)
             if nodes is None:
@@ -173,6 +178,24 @@ class GraphAttentionBranch(nn.Module):
             share = 1.0 / len(terms)
             sources = [(features, share * linear.weight, None if linear.bias is None else share * linear.bias) for features, linear in terms]
         return self.last.forward_affine(sources, dst_rows, edges, edge_log_weight=log_weights)
+
+    def _propagate(self, terms, x_dst, edge_index, edge_weight, nodes, num_dst, values: Tensor) -> Tensor:
+        """``values`` (e.g. ID embeddings of the sources) summed with the attention that ``terms`` seed."""
+        if nodes is None:
+            edges, log_weights = edge_index, None if edge_weight is None else log_edge_weight(edge_weight)
+        else:
+            edges, log_weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes, log_weights=True)
+        if self.inner is not None and x_dst is None:
+            keys = self.inner(affine_rows(terms), edge_index, edge_weight)
+            key_src, key_dst = keys, (keys if nodes is None else keys.index_select(0, nodes))
+        else:
+            share = 1.0 / len(terms)
+            key_src = [(features, share * linear.weight, None if linear.bias is None else share * linear.bias) for features, linear in terms]
+            if x_dst is None:
+                key_dst = affine_rows(terms, nodes)
+            else:
+                key_dst = x_dst if nodes is None else x_dst.index_select(0, nodes)
+        return self.last.propagate_values(key_src, key_dst, values, edges, log_weights)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, layers={self.layers_count}, heads={self.heads})"
@@ -213,8 +236,12 @@ class RecGOAT(Recommender):
         ot_batch: int = 128,
         fusion: str = "oat",
         backend: str = "auto",
+        gat_values: str = "lm",
     ):
         super().__init__()
+        if gat_values not in GAT_VALUES:
+            raise ValueError(f"gat_values must be one of {GAT_VALUES}, got {gat_values!r}")
+        self.gat_values = gat_values
         unknown = set(graphs) - set(GRAPH_KINDS)
         if unknown:
             raise ValueError(f"unknown graphs {sorted(unknown)}; known: {GRAPH_KINDS}")
@@ -270,48 +297,74 @@ class RecGOAT(Recommender):
         user_id, item_id = collaborative[: self.n_users], collaborative[self.n_users :]
         item_views = {"id": item_id if items is None else item_id[items]}
         user_views = {"id": user_id if users is None else user_id[users]}
+        propagated = self.gat_values == "id"
         for name, _ in self.modalities:
             terms = [(graph[f"feat:{name}"], self.project[name])]
             if name in self.item_gat:
                 item_views[name] = self.item_gat[name](
-                    terms, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), items, self.n_items
+                    terms, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), items, self.n_items,
+                    values=item_id if propagated else None,
                 )
             else:
                 item_views[name] = affine_rows(terms, items)
         if self.user_item_gat is not None:
             # one attention over each user's train items, whose rows are the mean of their projected modalities
             terms = [(graph[f"feat:{name}"], self.project[name]) for name, _ in self.modalities]
-            user_views["items"] = self.user_item_gat(terms, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_users)
+            user_views["items"] = self.user_item_gat(
+                terms, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_users, values=item_id if propagated else None
+            )
         if self.user_project is not None:
             terms = [(graph["user_feat"], self.user_project)]
             if self.user_gat is not None:
-                user_views["lm"] = self.user_gat(terms, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users)
+                user_views["lm"] = self.user_gat(
+                    terms, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users, values=user_id if propagated else None
+                )
             else:
                 user_views["lm"] = affine_rows(terms, users)
         fused_items = self.item_fusion([item_views[v] for v in self.item_views])
         fused_users = self.user_fusion([user_views[v] for v in self.user_views])
         views = {f"item:{k}": v for k, v in item_views.items()} | {f"user:{k}": v for k, v in user_views.items()}
+        if propagated:
+            # the fused views live in the ID space; what CMCL and OAT align to the ID view is each modality's own
+            # projected LM rows (the multimodal representation), so the alignment is never ID against ID
+            views = {f"{key}:graph" if key not in ("item:id", "user:id") else key: v for key, v in views.items()}
+            for name, _ in self.modalities:
+                views[f"item:{name}"] = affine_rows([(graph[f"feat:{name}"], self.project[name])], items)
+            if self.user_project is not None:
+                views["user:lm"] = affine_rows([(graph["user_feat"], self.user_project)], users)
         return RecOutput(fused_users, fused_items, views)
 
     def auxiliary_losses(self, out: RecOutput, users: Tensor, items: Tensor) -> dict[str, Tensor]:
-        """CMCL and OAT on the batch rows of ``out`` (``users``/``items`` index those rows)."""
+        """CMCL and OAT on the batch rows of ``out`` (``users``/``items`` index those rows).
+
+        With ``gat_values="id"`` the ID view is the fixed target of both (stop-gradient, as BM3 does): the
+        modalities' projections move towards the collaborative space, and the ID embeddings learn from BPR
+        alone. Without it the alignment's gradient, scale-free through the cosine and the normalised cost, swamps
+        BPR's on the small ID embeddings and training stalls at ln 2 (measured on TikTok).
+        """
         terms: dict[str, Tensor] = {}
         modal = [name for name, _ in self.modalities]
+
+        def id_view(side: str) -> Tensor:
+            view = out.views[f"{side}:id"]
+            return view.detach() if self.gat_values == "id" else view
+
         if self.cmcl and self.lambda_cmcl > 0:
-            users = users[torch.randperm(users.numel(), device=users.device)[: self.cmcl_rows]]
-            items = items[torch.randperm(items.numel(), device=items.device)[: self.cmcl_rows]]
+            cmcl_users = users[torch.randperm(users.numel(), device=users.device)[: self.cmcl_rows]]
+            cmcl_items = items[torch.randperm(items.numel(), device=items.device)[: self.cmcl_rows]]
             # every (ID view, other view) pair of one side is one batched problem [pairs, rows, dim]
             losses = []
-            for side, rows, others in (("item", items, modal), ("user", users, self.user_views[1:])):
+            user_others = [v for v in self.user_views[1:] if f"user:{v}" in out.views]
+            for side, rows, others in (("item", cmcl_items, modal), ("user", cmcl_users, user_others)):
                 if others:
-                    anchor = out.views[f"{side}:id"].index_select(0, rows)
+                    anchor = id_view(side).index_select(0, rows)
                     positive = torch.stack([out.views[f"{side}:{v}"].index_select(0, rows) for v in others])
                     losses.append(info_nce(anchor.expand_as(positive), positive, self.temperature))
             if losses:
                 terms["cmcl"] = self.lambda_cmcl * torch.cat(losses).mean()
         if self.oat and self.lambda_oat > 0 and modal:
             sample = items[torch.randperm(items.numel(), device=items.device)[: self.ot_batch]]
-            ids = out.views["item:id"][sample]
+            ids = id_view("item")[sample]
             costs = [
                 wasserstein_cost(out.views[f"item:{m}"][sample], ids, reg=self.ot_reg, n_iter_max=self.ot_iters, tol=OT_TOLERANCE, grad="envelope")
                 for m in modal

@@ -39,7 +39,7 @@ def model_args(config: TrainConfig, n_users: int, n_items: int, embed: Artifact 
             modalities=[[name, width(shape)] for name, shape in shapes["modalities"].items()],
             user_feature_dim=width(shapes["users"]) if "user-user" in config.graphs else 0,
             graphs=list(config.graphs),
-            gat_layers=config.gat_layers, gat_heads=config.gat_heads, gat_dropout=config.gat_dropout,
+            gat_layers=config.gat_layers, gat_heads=config.gat_heads, gat_dropout=config.gat_dropout, gat_values=config.gat_values,
             cmcl=config.cmcl, lambda_cmcl=config.lambda_cmcl, temperature=config.temperature, cmcl_rows=config.cmcl_rows,
             oat=config.oat, lambda_oat=config.lambda_oat, ot_reg=config.ot_reg, ot_iters=config.ot_iters,
             ot_batch=config.ot_batch, fusion=config.fusion, backend=config.kernels,

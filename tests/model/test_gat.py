@@ -258,3 +258,25 @@ def test_affine_sources_accept_log_weights():
     by_weight = layer.forward_affine([(features, project, None)], x_dst, edge_index, edge_weight=weight)
     by_log = layer.forward_affine([(features, project, None)], x_dst, edge_index, edge_log_weight=weight.log())
     torch.testing.assert_close(by_log, by_weight)
+
+
+@pytest.mark.parametrize(("heads", "weighted", "affine"), [(1, True, False), (2, False, True), (3, True, True)])
+def test_propagated_values_use_the_layers_attention(heads, weighted, affine):
+    """y_i = mean_h sum_j alpha^h_ij v_j with alpha exactly the attention forward() computes from the keys."""
+    torch.manual_seed(0)
+    layer = SparseGATLayer(6, 4, heads=heads, concat=False, share_weights=False).eval()
+    features, project = torch.randn(12, 5), torch.randn(6, 5)
+    keys_src, keys_dst = features @ project.T, torch.randn(7, 6)
+    values = torch.randn(12, 3, requires_grad=True)
+    edge_index = unique_edges(12, 7, 40, seed=3)
+    weight = torch.rand(40) + 0.1 if weighted else None
+    _, alpha = layer((keys_src, keys_dst), edge_index, weight, return_attention=True)  # [E, H]
+    expected = torch.zeros(7, 3).index_add_(0, edge_index[1], alpha.mean(1, keepdim=True) * values[edge_index[0]])
+
+    sources = [(features, project, None)] if affine else keys_src
+    got = layer.propagate_values(sources, keys_dst, values, edge_index, None if weight is None else weight.log())
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    (grad,) = torch.autograd.grad(got.sum(), values)
+    # d sum(y) / d v_j = sum over j's out-edges of the (head-mean) attention
+    expected_grad = torch.zeros(12).index_add_(0, edge_index[0], alpha.mean(1).detach())
+    torch.testing.assert_close(grad, expected_grad[:, None].expand(12, 3), rtol=1e-5, atol=1e-6)

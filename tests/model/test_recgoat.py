@@ -39,11 +39,12 @@ def test_restrict_edges_keeps_edges_into_nodes_and_renumbers():
     assert weights.tolist() == [1.0, 3.0]
 
 
+@pytest.mark.parametrize("gat_values", ["lm", "id"])
 @pytest.mark.parametrize(("n_users", "n_items", "gat_layers", "heads"), [(12, 10, 1, 1), (20, 15, 2, 2)])
-def test_batch_forward_equals_full_forward(n_users, n_items, gat_layers, heads):
+def test_batch_forward_equals_full_forward(n_users, n_items, gat_layers, heads, gat_values):
     graph, modalities, user_dim = toy_graph(n_users, n_items)
     torch.manual_seed(0)
-    model = RecGOAT(n_users, n_items, 8, 2, modalities, user_dim, gat_layers=gat_layers, gat_heads=heads).eval()
+    model = RecGOAT(n_users, n_items, 8, 2, modalities, user_dim, gat_layers=gat_layers, gat_heads=heads, gat_values=gat_values).eval()
     full = model(graph)
     users, items = torch.tensor([0, 3, 5]), torch.tensor([1, 2, 7, 9])
     part = model(graph, users, items)
@@ -133,12 +134,13 @@ def test_batch_forward_equals_full_forward_on_sparse_and_dense_paths(n_users, n_
             assert torch.allclose(view, full.views[key][rows], atol=1e-5), key
 
 
+@pytest.mark.parametrize("gat_values", ["lm", "id"])
 @pytest.mark.parametrize("gat_layers", [1, 2])
-def test_batch_gradients_equal_full_gradients(gat_layers):
+def test_batch_gradients_equal_full_gradients(gat_layers, gat_values):
     """The training path (restricted, feature-space attention) gives every parameter the full forward's gradient."""
     graph, modalities, user_dim = toy_graph(14, 11)
     torch.manual_seed(0)
-    model = RecGOAT(14, 11, 8, 2, modalities, user_dim, gat_layers=gat_layers, gat_dropout=0.0)
+    model = RecGOAT(14, 11, 8, 2, modalities, user_dim, gat_layers=gat_layers, gat_dropout=0.0, gat_values=gat_values)
     users, items = torch.tensor([1, 4, 6, 13]), torch.tensor([0, 3, 8])
     parameters = [p for p in model.parameters() if p.requires_grad]
 
@@ -156,3 +158,33 @@ def test_batch_gradients_equal_full_gradients(gat_layers):
             assert got is None or bool((got == 0).all()), name
         else:
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_id_values_propagate_collaborative_embeddings_over_content_graphs():
+    """With gat_values="id" an item's modality view is a convex mix of its content neighbours' ID embeddings."""
+    graph, modalities, user_dim = toy_graph(10, 9)
+    torch.manual_seed(0)
+    model = RecGOAT(10, 9, 8, 2, modalities, user_dim, gat_values="id").eval()
+    out = model(graph)
+    edges = graph["item_edges:text"]
+    ids = out.views["item:id"]
+    for item in range(9):
+        neighbours = ids[edges[0, edges[1] == item]]
+        # a convex combination: it lies within the neighbours' per-coordinate range
+        view = out.views["item:text:graph"][item]
+        assert bool((view >= neighbours.min(0).values - 1e-6).all() and (view <= neighbours.max(0).values + 1e-6).all())
+
+
+def test_id_values_align_each_modalitys_own_projection_to_the_id_view():
+    graph, modalities, user_dim = toy_graph(10, 9)
+    torch.manual_seed(0)
+    model = RecGOAT(10, 9, 8, 2, modalities, user_dim, gat_values="id")
+    out = model(graph, torch.arange(10), torch.arange(9))
+    expected = model.project["text"](graph["feat:text"])
+    torch.testing.assert_close(out.views["item:text"], expected)  # the aligned view is the LM projection
+    assert "user:items" not in out.views and "user:items:graph" in out.views
+    terms = model.auxiliary_losses(out, torch.arange(10), torch.arange(9))
+    sum(terms.values()).backward()
+    assert bool(model.project["text"].weight.grad.abs().sum() > 0)
+    # the ID view is the alignment's fixed target: no gradient reaches the ID embeddings from CMCL or OAT
+    assert model.item_embedding.weight.grad is None and model.user_embedding.weight.grad is None

@@ -18,6 +18,7 @@ from recgoat_cli.cli.common import (
     WorkdirOpt,
     context,
     handle_errors,
+    runs_distributed,
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="mf, lightgcn or recgoat")]
@@ -81,6 +82,7 @@ def summary_payload(artifact, cached: bool) -> dict:
 
 
 @handle_errors
+@runs_distributed
 def train(
     dataset: DatasetOpt,
     workdir: WorkdirOpt = DEFAULT_WORKDIR,

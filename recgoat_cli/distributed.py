@@ -133,8 +133,10 @@ def epoch_batches(n: int, batch_size: int, world: int) -> list[tuple[int, int]]:
     """The global batches ``[lo, hi)`` of an epoch of ``n`` triples, the same list on every rank.
 
     A final batch smaller than ``world`` would leave a rank without triples, so it is dropped (at most
-    ``world - 1`` triples an epoch; never with one process).
+    ``world - 1`` triples an epoch; never with one process). ``batch_size`` must be at least ``world``.
     """
+    if batch_size < world:
+        raise ValueError(f"a global batch of {batch_size} cannot give each of {world} ranks a triple")
     bounds = [(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
     if bounds and bounds[-1][1] - bounds[-1][0] < world:
         bounds.pop()

@@ -177,6 +177,8 @@ def run_train(
     main, world = distributed.is_main(), distributed.world_size()
     if embed is None:
         embed = upstream_embed_of(ctx, config, graph)
+    if config.batch_size < world:
+        raise UserError(f"--batch-size {config.batch_size} is the global batch, split across {world} processes; pass at least {world}.")
     artifact_id = train_artifact_id(ctx, config, graph, embed, world)
     folder = ctx.store.ensure_stage_dir(STAGE) if main else ctx.store.stage_dir(STAGE)
     work_dir = folder / f".work-{artifact_id}"

@@ -1,15 +1,19 @@
 """Training epoch time on 1 process against N processes under torchrun (DDP): the table of docs/scaling.md.
 
     .venv/bin/python benchmarks/scaling.py [--data sample|baby] [--models lightgcn recgoat] [--epochs 4]
-        [--repeats 3] [--layouts 1x1 1x2 2x1] [--device cpu|cuda]
+        [--repeats 3] [--layouts 1x1 1x2 2x1] [--device cpu|cuda] [--batch-size 2048] [--scale-batch]
 
 A layout ``PxT`` is P processes with T threads each: ``1xT`` runs one plain process (no process group, the
 code path of every single-process run), ``PxT`` with P > 1 runs ``python -m torch.distributed.run
 --nproc-per-node P benchmarks/scaling.py --worker ...`` with ``OMP_NUM_THREADS=T``. Each run trains with the
-shared loop (``train/loop.py``: global batch 2048, 64-d, 3 layers) and reports rank 0's ``train_seconds`` per
-epoch (the ranks meet at every all-reduce, so rank 0's epoch is the job's epoch; evaluation is excluded).
+shared loop (``train/loop.py``: global batch ``--batch-size``, 64-d, 3 layers) and reports rank 0's
+``train_seconds`` per epoch (the ranks meet at every all-reduce, so rank 0's epoch is the job's epoch; evaluation is excluded).
 The first epoch is a warm-up and not counted; each layout's number is the minimum over ``--repeats`` runs of
 the median of its other epochs, because the machines this runs on are shared.
+
+``--scale-batch`` makes the global batch ``--batch-size`` times the number of processes (the per-rank batch
+stays ``--batch-size``; fewer, larger steps per epoch), the usual way to gain speed from data parallelism.
+Without it the global batch, and so every step's triples, are the single-process ones.
 
 Data: ``sample`` is the train split of the shipped ``sample_data/``; ``baby`` is ``../shared/data/baby`` when
 present, else random interactions of Baby's shape (as ``benchmarks/epoch_time.py``, which also supplies
@@ -69,7 +73,7 @@ def worker(options) -> None:
             graph = {"adjacency": adjacency}
         torch.manual_seed(0)
         model = build_model(options.model, args).to(device)
-        settings = TrainSettings(epochs=options.epochs, batch_size=2048, lr=1e-3, reg=1e-4, patience=100, eval_every=10**6, val_metric="recall@20", seed=0)
+        settings = TrainSettings(epochs=options.epochs, batch_size=options.batch_size, lr=1e-3, reg=1e-4, patience=100, eval_every=10**6, val_metric="recall@20", seed=0)
         with tempfile.TemporaryDirectory() as work:
             result = fit(model, graph, sampler, lambda m: {"recall@20": 0.0}, settings, Path(work), {})
         if distributed.is_main():
@@ -81,7 +85,8 @@ def run_layout(options, model: str, procs: int, threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO_ROOT)}
     env.pop("WORLD_SIZE", None)
     worker_args = [str(Path(__file__).resolve()), "--worker", "--model", model, "--data", options.data, "--epochs", str(options.epochs),
-                   "--threads", str(threads), "--device", options.device]
+                   "--threads", str(threads), "--device", options.device,
+                   "--batch-size", str(options.batch_size * (procs if options.scale_batch else 1))]
     if procs == 1:
         command = [sys.executable, *worker_args]
     else:
@@ -103,6 +108,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layouts", nargs="+", default=["1x1", "1x2", "2x1"], help="PROCESSESxTHREADS, e.g. 1x2 2x1")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch-size", type=int, default=2048, help="global batch (per rank with --scale-batch)")
+    parser.add_argument("--scale-batch", action="store_true", help="global batch = --batch-size x processes")
     options = parser.parse_args()
     if options.worker:
         worker(options)
@@ -118,7 +125,7 @@ def main() -> None:
                 counted = run["epoch_seconds"][1:] or run["epoch_seconds"]
                 medians.append(statistics.median(counted))
             row = {"model": model, "data": run["data"], "n_train": run["n_train"], "device": options.device, "processes": procs,
-                   "threads_per_process": threads, "epoch_seconds": min(medians), "runs": runs, "loadavg": round(os.getloadavg()[0], 2),
+                   "threads_per_process": threads, "global_batch": options.batch_size * (procs if options.scale_batch else 1), "epoch_seconds": min(medians), "runs": runs, "loadavg": round(os.getloadavg()[0], 2),
                    "machine": f"{platform.node()} ({os.cpu_count()} cores)", "date": time.strftime("%Y-%m-%d")}
             rows.append(row)
             print(json.dumps(row), flush=True)

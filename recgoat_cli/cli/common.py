@@ -2,6 +2,9 @@
 
 Exit codes: 0 success, 2 user error (one sentence on stderr, no traceback), 3 a ``--fail-below`` gate,
 130 interrupted (Ctrl-C). Heavy libraries are imported inside command bodies so ``recgoat --help`` is fast.
+
+Under torchrun (``WORLD_SIZE`` > 1) only the commands marked ``@runs_distributed`` (train, evaluate, embed) run:
+they join the process group for their duration, and only rank 0 prints.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class Output:
 
     def __init__(self, as_json: bool = False, quiet: bool = False):
         self.as_json = as_json
-        self.quiet = quiet
+        self.quiet = quiet or _rank() > 0  # under torchrun, rank 0 speaks for every rank
 
     @property
     def progress(self) -> bool:
@@ -63,9 +66,37 @@ def _jsonable(value: Any):
     return str(value)
 
 
+def _rank() -> int:
+    """This process's torchrun rank (0 without torchrun), from the environment: no torch import."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+
+
 def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    if _rank() == 0:  # every rank meets the same user error; one message is enough
+        typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def runs_distributed(command: Callable) -> Callable:
+    """Mark a command that torchrun may launch on several processes; it runs inside the process group.
+
+    The backend follows the command's ``--device`` (``nccl`` for CUDA, ``gloo`` for CPU). Without torchrun the
+    command runs as it is, with no process group.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from recgoat_cli import distributed
+
+        if not distributed.requested():
+            return command(*args, **kwargs)
+        from recgoat_cli.stages.common import resolve_device
+
+        with distributed.process_group(resolve_device(kwargs.get("device", "auto"))):
+            return command(*args, **kwargs)
+
+    wrapper.runs_distributed = True
+    return wrapper
 
 
 def handle_errors(command: Callable) -> Callable:
@@ -80,6 +111,11 @@ def handle_errors(command: Callable) -> Callable:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not getattr(command, "runs_distributed", False):
+                raise UserError(
+                    f"`recgoat {command.__name__.replace('_', '-')}` runs on one process; only train, evaluate and embed "
+                    "run under torchrun, so run it without torchrun."
+                )
             return command(*args, **kwargs)
         except UserError as exc:
             fail(str(exc), UserError.exit_code)

@@ -18,6 +18,7 @@ from recgoat_cli.cli.common import (
     WorkdirOpt,
     context,
     handle_errors,
+    runs_distributed,
 )
 
 TextModelOpt = Annotated[str, typer.Option("--text-model", help="minilm (offline default), bge-base, bge-small, e5-base, a hub name, a folder, or none")]
@@ -54,6 +55,7 @@ def embed_config(text_model, text_template, image_encoder, image_model, image_we
 
 
 @handle_errors
+@runs_distributed
 def embed(
     dataset: DatasetOpt,
     workdir: WorkdirOpt = DEFAULT_WORKDIR,

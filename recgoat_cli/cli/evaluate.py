@@ -22,6 +22,7 @@ from recgoat_cli.cli.common import (
     WorkdirOpt,
     context,
     handle_errors,
+    runs_distributed,
     render_table,
 )
 
@@ -64,6 +65,7 @@ def render_metrics(payload: dict) -> None:
 
 
 @handle_errors
+@runs_distributed
 def evaluate(
     dataset: DatasetOpt,
     workdir: WorkdirOpt = DEFAULT_WORKDIR,

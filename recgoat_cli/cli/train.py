@@ -18,6 +18,7 @@ from recgoat_cli.cli.common import (
     WorkdirOpt,
     context,
     handle_errors,
+    runs_distributed,
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="mf, lightgcn or recgoat")]
@@ -25,7 +26,7 @@ DimOpt = Annotated[int, typer.Option("--dim", help="embedding dimension")]
 LayersOpt = Annotated[int, typer.Option("--layers", "--n-layers", help="propagation layers")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate")]
 RegOpt = Annotated[float, typer.Option("--reg", help="L2 weight on the batch's embeddings")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="BPR triples per step")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="BPR triples per step (the global batch: under torchrun it is split across the processes)")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="maximum epochs")]
 PatienceOpt = Annotated[int, typer.Option("--patience", help="evaluations without improvement before stopping")]
 EvalEveryOpt = Annotated[int, typer.Option("--eval-every", help="validate every N epochs")]
@@ -83,6 +84,7 @@ def summary_payload(artifact, cached: bool) -> dict:
 
 
 @handle_errors
+@runs_distributed
 def train(
     dataset: DatasetOpt,
     workdir: WorkdirOpt = DEFAULT_WORKDIR,

@@ -29,12 +29,11 @@ class NegativeSampler:
         pos = torch.searchsorted(self.positive_keys, keys).clamp(max=len(self.positive_keys) - 1)
         return self.positive_keys[pos] == keys
 
-    def epoch(self, generator: torch.Generator, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One epoch's triples; ``shard=(rank, world)`` keeps every world-th triple of the shared permutation."""
+    def epoch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One epoch's triples. Under torchrun every rank draws the whole epoch from the same seed and takes its
+        rows of each batch (``distributed.rank_rows``), so the triples match a single-process run."""
         order = torch.randperm(len(self.users), generator=generator)
         negatives = torch.randint(self.n_items, (len(self.users),), generator=generator)
-        rank, world = shard
-        order, negatives = order[rank::world], negatives[rank::world]
         users, positives = self.users[order], self.items[order]
         for _ in range(self.max_rounds):
             clash = self.is_positive(users, negatives)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -24,13 +26,34 @@ class StageContext:
         return self.store.dataset
 
     def cached(self, stage: str, artifact_id: str) -> Artifact | None:
-        """The finished, verified artifact with this id, made the stage's latest; None when absent or --force."""
+        """The finished, verified artifact with this id, made the stage's latest; None when absent or --force.
+
+        Under torchrun rank 0 looks and decides for every rank, so all ranks take the same branch.
+        """
+        from recgoat_cli import distributed
+
         if self.force:
             return None
-        artifact = self.store.find_cached(stage, artifact_id)
+        artifact = self.store.find_cached(stage, artifact_id) if distributed.is_main() else None
         if artifact is not None:
             self.store.set_latest(stage, artifact_id)
-        return artifact
+        if not distributed.broadcast_object(artifact is not None):
+            return None
+        return artifact or self.store.get(stage, artifact_id, verify=False)
+
+    def publish(self, stage: str, artifact_id: str, write: Callable[[Path], None]) -> Artifact:
+        """Rank 0 writes the artifact (``write(folder)`` into the store's atomic writer); every rank returns it.
+
+        The other ranks of a torchrun job create no file or folder; they wait for rank 0 and read its manifest
+        (the workdir is shared by all ranks).
+        """
+        from recgoat_cli import distributed
+
+        if distributed.is_main():
+            with self.store.writer(stage, artifact_id, force=self.force) as out:
+                write(out)
+        distributed.barrier()
+        return self.store.get(stage, artifact_id, verify=distributed.is_main())
 
 
 def open_context(dataset: str, workdir: Path, data_root: Path | None = None, *, force: bool = False, progress: bool = False) -> StageContext:
@@ -45,14 +68,21 @@ def open_context(dataset: str, workdir: Path, data_root: Path | None = None, *, 
 
 
 def resolve_device(name: str):
+    """The torch device for ``--device``; under torchrun, ``auto`` and ``cuda`` mean this rank's GPU (``LOCAL_RANK``)."""
     import torch
 
+    from recgoat_cli import distributed
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name} was asked for but no CUDA device is visible; use --device cpu or auto.")
     if name not in {"cpu"} and not name.startswith("cuda"):
         raise UserError(f"--device {name} is not known; use auto, cpu, cuda or cuda:N.")
+    if distributed.requested() and name.startswith("cuda"):
+        if name != "cuda":
+            raise UserError(f"--device {name}: under torchrun every rank uses the GPU of its LOCAL_RANK; pass --device cuda or auto.")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(name)
 
 

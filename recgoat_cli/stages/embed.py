@@ -14,6 +14,9 @@ Files: ``item_<modality>.npy`` (float32 ``[n_items, d]``), ``users.npy`` (float3
 mean row of the modality, counted and listed in the manifest. An image file that exists but does not decode
 (empty, truncated, not an image) stops the stage with its name, unless ``--skip-unreadable-images`` asks for
 the same mean-row fill.
+
+Under torchrun each rank encodes a contiguous chunk of the item texts, images and user profiles
+(``distributed.shard_range``); the chunks are gathered in order and rank 0 writes the artifact.
 """
 
 from __future__ import annotations
@@ -137,6 +140,28 @@ def _quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
+def sharded_rows(encode, inputs: list) -> np.ndarray:
+    """``encode`` (inputs -> rows) over this rank's chunk of ``inputs``; all rows, in input order, on every rank."""
+    from recgoat_cli import distributed
+
+    part = distributed.shard_range(len(inputs))
+    return distributed.gather_rows(encode(inputs[part.start : part.stop]))
+
+
+def sharded_images(describe, paths: list) -> tuple[np.ndarray, list[int], list[str]]:
+    """``describe`` (paths -> rows, bad indices, reasons) over this rank's chunk of ``paths``, joined in path order."""
+    from recgoat_cli import distributed
+
+    part = distributed.shard_range(len(paths))
+    rows, bad, reasons = describe(paths[part.start : part.stop])
+    pieces = distributed.all_gather_objects((part.start, rows, bad, reasons))
+    return (
+        np.concatenate([piece[1] for piece in pieces]),
+        [start + index for start, _, bad, _ in pieces for index in bad],
+        [reason for piece in pieces for reason in piece[3]],
+    )
+
+
 def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: None) -> tuple[Artifact, bool]:
     from recgoat_cli.encoders.text import fill_missing_rows
 
@@ -170,9 +195,12 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             present = [i for i, t in enumerate(texts) if t]
             matrix = np.zeros((dataset.n_items, info["dim"]), dtype=np.float32)
             if present:
-                matrix[present] = encode_texts(
-                    text_model, [texts[i] for i in present], batch_size=config.batch_size, prefix=spec.passage_prefix,
-                    normalize=spec.normalize, device=device, progress=ctx.progress,
+                matrix[present] = sharded_rows(
+                    lambda chunk: encode_texts(
+                        text_model, chunk, batch_size=config.batch_size, prefix=spec.passage_prefix,
+                        normalize=spec.normalize, device=device, progress=ctx.progress,
+                    ),
+                    [texts[i] for i in present],
                 )
             modalities["text"] = fill_missing_rows(matrix, missing, config.missing_rule, what="item texts")
             described["text"] = {"kind": "text", "template": template, "missing": _missing_record(missing, config.missing_rule), **info}
@@ -192,7 +220,9 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
 
             model, preprocess, info = load_image_model(config.image_model, config.image_weights, device)
             log(f"image: open_clip {config.image_model} over {sum(p is not None for p in paths)} images")
-            matrix, bad, reasons = encode_images(model, preprocess, paths, config.batch_size, device, progress=ctx.progress)
+            matrix, bad, reasons = sharded_images(
+                lambda chunk: encode_images(model, preprocess, chunk, config.batch_size, device, progress=ctx.progress), paths
+            )
             refuse_unreadable_images(paths, bad, config.skip_unreadable_images)
             modalities["image"] = fill_missing_rows(matrix, bad, config.missing_rule, what="item images")
             described["image"] = {"kind": "image", "encoder": "open_clip", "missing": _missing_record(bad, config.missing_rule, reasons), **info}
@@ -200,7 +230,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             from recgoat_cli.encoders.descriptor import describe_images
 
             log(f"image: no CLIP weights given, using the {DESCRIPTOR_NAME}")
-            matrix, bad, reasons = describe_images(paths)
+            matrix, bad, reasons = sharded_images(describe_images, paths)
             refuse_unreadable_images(paths, bad, config.skip_unreadable_images)
             modalities["image"] = fill_missing_rows(matrix, bad, config.missing_rule, what="item images")
             described["image"] = {
@@ -228,7 +258,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
         )
     users, user_info = user_representations(ctx, config, modalities, text_encoder, device)
 
-    with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
+    def write(out: Path) -> None:
         shapes = {}
         for name, matrix in modalities.items():
             np.save(out / f"item_{name}.npy", matrix.astype(np.float32))
@@ -243,7 +273,8 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             summary={"modalities": {n: list(m.shape) for n, m in modalities.items()}, "users": list(users.shape), "skipped": skipped,
                      "missing": {n: d["missing"]["count"] for n, d in described.items() if "missing" in d}},
         )
-    return ctx.store.get(STAGE, artifact_id), False
+
+    return ctx.publish(STAGE, artifact_id, write), False
 
 
 def require_train_items_for_profiles(dataset: Dataset) -> None:
@@ -289,7 +320,13 @@ def user_representations(ctx: StageContext, config: EmbedConfig, modalities: dic
             raise UserError(f"{dataset.item_table} has no title column ({', '.join(TITLE_COLUMNS)}) for --user-mode profile.")
         titles = table[title].fill_null("").to_list()
         texts = user_profile_texts(_train_items_in_time_order(dataset), titles, config.profile_template, config.profile_last_n)
-        users = encode_texts(text_model, texts, batch_size=config.batch_size, prefix=spec.query_prefix, normalize=spec.normalize, device=device, progress=ctx.progress)
+        users = sharded_rows(
+            lambda chunk: encode_texts(
+                text_model, chunk, batch_size=config.batch_size, prefix=spec.query_prefix, normalize=spec.normalize, device=device,
+                progress=ctx.progress,
+            ),
+            texts,
+        )
         return users, {"mode": "profile", "template": config.profile_template, "last_n": config.profile_last_n, "source": "text"}
     source = "text" if "text" in modalities else next(iter(modalities))
     indptr, indices = split_csr(dataset, "train")

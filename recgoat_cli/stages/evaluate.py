@@ -22,25 +22,27 @@ def masked_splits(split: str) -> tuple[str, ...]:
 
 
 def rank_metrics(ctx: StageContext, config: EvalConfig, trained: Artifact) -> dict:
+    """The split's metrics; under torchrun each rank ranks a share of the users (``eval/sharded.py``)."""
     import torch
 
-    from recgoat_cli.eval.ranker import evaluate_ranking
+    from recgoat_cli.eval.sharded import ranking_metrics
 
     device = resolve_device(config.device)
     users, items = (torch.from_numpy(a).to(device) for a in load_embeddings(trained))
     truth = split_csr(ctx.dataset, config.split)
     exclude = split_csr(ctx.dataset, *masked_splits(config.split))
-    result = evaluate_ranking(users, items, *truth, *exclude, ks=list(config.ks), metrics=list(config.metrics), batch_size=config.batch_size)
-    return {"metrics": result.metrics, "n_users": result.n_users}
+    metrics, n_users = ranking_metrics(users, items, truth, exclude, ks=list(config.ks), metrics=list(config.metrics), batch_size=config.batch_size)
+    return {"metrics": metrics, "n_users": n_users}
 
 
 def run_evaluate(ctx: StageContext, config: EvalConfig, trained: Artifact) -> tuple[Artifact, bool]:
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [trained.id], ctx.dataset.input_hashes())
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
-    with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
-        result = rank_metrics(ctx, config, trained)
-        result.update({"split": config.split, "model": trained.manifest.config.get("model"), "train_artifact": trained.id})
+    result = rank_metrics(ctx, config, trained)
+    result.update({"split": config.split, "model": trained.manifest.config.get("model"), "train_artifact": trained.id})
+
+    def write(out) -> None:
         (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         write_manifest(
             out,
@@ -53,4 +55,5 @@ def run_evaluate(ctx: StageContext, config: EvalConfig, trained: Artifact) -> tu
             seed=trained.manifest.seed,
             summary=result,
         )
-    return ctx.store.get(STAGE, artifact_id), False
+
+    return ctx.publish(STAGE, artifact_id, write), False

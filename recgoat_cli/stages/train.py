@@ -4,6 +4,11 @@ The artifact holds ``best.pt`` and ``last.pt`` (weights, optimizer, epoch, const
 ``log.jsonl`` (loss terms and validation metrics per epoch) and the best epoch's final
 ``user_embeddings.npy`` / ``item_embeddings.npy`` that ``evaluate`` and ``export`` rank with. Until the
 run finishes, the checkpoints live in ``train/.work-<artifact-id>/``, which ``--resume`` continues.
+
+Under torchrun (``recgoat_cli.distributed``) every rank trains (see ``train/loop.py``) but only rank 0 touches
+the stage folder: the lock, the work folder, checkpoints, log and the artifact. A run on ``W`` > 1 processes
+is a different computation (each rank's batch share sees its own in-batch negatives for CMCL/OAT, and float
+sums run in another order), so ``W`` enters its artifact id; single-process ids are unchanged.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -127,9 +133,10 @@ def upstream_embed_of(ctx: StageContext, config: TrainConfig, graph: Artifact) -
     return ctx.store.get("embed", embed_id)
 
 
-def train_artifact_id(ctx: StageContext, config: TrainConfig, graph: Artifact, embed: Artifact | None) -> str:
+def train_artifact_id(ctx: StageContext, config: TrainConfig, graph: Artifact, embed: Artifact | None, world_size: int = 1) -> str:
     upstream = [graph.id] + ([embed.id] if embed is not None else [])
-    return compute_artifact_id(STAGE, config.semantic_dump(), upstream, ctx.dataset.input_hashes())
+    semantic = config.semantic_dump() | ({"world_size": world_size} if world_size > 1 else {})
+    return compute_artifact_id(STAGE, semantic, upstream, ctx.dataset.input_hashes())
 
 
 def run_train(
@@ -149,16 +156,20 @@ def run_train(
     """
     import torch
 
+    from recgoat_cli import distributed
     from recgoat_cli.data.sampling import NegativeSampler
-    from recgoat_cli.eval.ranker import evaluate_ranking
+    from recgoat_cli.eval.sharded import ranking_metrics
     from recgoat_cli.model.registry import build_model
     from recgoat_cli.train.loop import BEST, TrainSettings, fit, load_checkpoint
 
     dataset = ctx.dataset
+    main, world = distributed.is_main(), distributed.world_size()
     if embed is None:
         embed = upstream_embed_of(ctx, config, graph)
-    artifact_id = train_artifact_id(ctx, config, graph, embed)
-    folder = ctx.store.ensure_stage_dir(STAGE)
+    if config.batch_size < world:
+        raise UserError(f"--batch-size {config.batch_size} is the global batch, split across {world} processes; pass at least {world}.")
+    artifact_id = train_artifact_id(ctx, config, graph, embed, world)
+    folder = ctx.store.ensure_stage_dir(STAGE) if main else ctx.store.stage_dir(STAGE)
     work_dir = folder / f".work-{artifact_id}"
     if not resume and (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
@@ -172,13 +183,17 @@ def run_train(
     device = resolve_device(config.device)
     train_indptr, train_indices = split_csr(dataset, "train")
 
-    with ctx.store.lock(STAGE, f"train-{artifact_id}", on_wait=log):
-        resumable = resume and (work_dir / "last.pt").is_file()
-        if not resumable and (cached := ctx.cached(STAGE, artifact_id)) is not None:
-            return cached, True  # a run of the same configuration finished while this one waited
-        if work_dir.exists() and not resumable:
-            shutil.rmtree(work_dir)
-        work_dir.mkdir(exist_ok=True)
+    # rank 0 alone takes the lock and touches the work folder; the others follow its decisions
+    with ctx.store.lock(STAGE, f"train-{artifact_id}", on_wait=log) if main else nullcontext():
+        resumable = main and resume and (work_dir / "last.pt").is_file()
+        finished = main and not resumable and ctx.cached(STAGE, artifact_id) is not None
+        resumable, finished = distributed.broadcast_object((resumable, finished))
+        if finished:
+            return ctx.store.get(STAGE, artifact_id), True  # a run of the same configuration finished while this one waited
+        if main:
+            if work_dir.exists() and not resumable:
+                shutil.rmtree(work_dir)
+            work_dir.mkdir(exist_ok=True)
         torch.manual_seed(config.seed)
         args = model_args(config, dataset.n_users, dataset.n_items, embed)
         model = build_model(config.model, args).to(device)
@@ -188,11 +203,11 @@ def run_train(
 
         def validate(m) -> dict[str, float]:
             out = m({k: v.to(device) for k, v in tensors.items()})
-            result = evaluate_ranking(
-                out.users.detach().float(), out.items.detach().float(), valid_indptr, valid_indices, train_indptr, train_indices,
+            metrics, _ = ranking_metrics(
+                out.users.detach().float(), out.items.detach().float(), (valid_indptr, valid_indices), (train_indptr, train_indices),
                 ks=[int(k)], metrics=[metric],
             )
-            return result.metrics
+            return metrics
 
         settings = TrainSettings(
             epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, reg=config.reg,
@@ -203,6 +218,9 @@ def run_train(
         result = fit(model, tensors, sampler, validate, settings, work_dir, extra, resume=resumable, progress=ctx.progress, on_epoch=on_epoch)
         if result.best_epoch == 0:
             raise UserError(f"training produced no validation score for {config.val_metric}; check the valid split.")
+        if not main:
+            distributed.barrier()  # rank 0 writes the artifact
+            return ctx.store.get(STAGE, artifact_id, verify=False), False
 
         best = load_checkpoint(work_dir / BEST)
         model.load_state_dict(best["state_dict"])
@@ -231,10 +249,12 @@ def run_train(
                 "stopped_early": result.stopped_early,
                 "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
                 "device": str(device),
+                "world_size": world,
                 **({"fusion_weights": model.fusion_weights()} if hasattr(model, "fusion_weights") else {}),
             },
         )
         ctx.store.commit(work_dir, STAGE, artifact_id, force=True)
+    distributed.barrier()
     return ctx.store.get(STAGE, artifact_id), False
 
 
@@ -242,7 +262,11 @@ SEED_GROUP = "latest-seeds"
 
 
 def write_seed_group(ctx: StageContext, artifacts: list[Artifact]) -> None:
-    """Remember the runs of one ``--seeds`` call, so ``evaluate`` reports their mean and spread."""
+    """Remember the runs of one ``--seeds`` call, so ``evaluate`` reports their mean and spread (rank 0 writes)."""
+    from recgoat_cli import distributed
+
+    if not distributed.is_main():
+        return
     folder = ctx.store.stage_dir(STAGE)
     tmp = folder / f".tmp-{SEED_GROUP}"
     tmp.write_text(json.dumps([a.id for a in artifacts]) + "\n", encoding="utf-8")

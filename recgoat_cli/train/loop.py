@@ -3,6 +3,14 @@
 Determinism: the epoch's triples come from a ``torch.Generator`` seeded with ``(seed, epoch)``, and the global
 RNG state (dropout) is saved in every checkpoint, so a run resumed from the checkpoint of epoch ``e``
 continues exactly as an uninterrupted run would (on CPU).
+
+Under torchrun (``recgoat_cli.distributed``) the model is wrapped in ``DistributedDataParallel``. Every rank
+draws the same epoch of triples and takes its rows of each global batch of ``batch_size`` (``rank_rows``), so
+``batch_size`` stays the global batch and one step sees the same triples as with one process. Each rank's
+loss is weighted by its share of the batch, so the all-reduced gradient (DDP averages over ranks) is the
+gradient of the global batch mean. Every rank propagates over the full graph and validates its share of
+the users; rank 0 decides early stopping and broadcasts the decision, and only rank 0 writes checkpoints
+and the log (each rank's RNG state is gathered into the checkpoint, so resuming restores every rank).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from recgoat_cli import distributed
 from recgoat_cli.data.sampling import NegativeSampler
 from recgoat_cli.errors import UserError
 from recgoat_cli.model.bpr import bpr_loss, l2_penalty
@@ -91,10 +100,12 @@ def fit(
 ) -> FitResult:
     """Train ``model`` until ``settings.epochs`` or early stopping; checkpoints go to ``work_dir``.
 
-    ``validate(model)`` returns validation metrics (never test). ``checkpoint_extra`` (model args, config)
-    is stored in every checkpoint so later stages rebuild the model from the checkpoint alone.
+    ``validate(model)`` returns validation metrics (never test); under torchrun every rank calls it and
+    gets the same metrics. ``checkpoint_extra`` (model args, config) is stored in every checkpoint so later
+    stages rebuild the model from the checkpoint alone.
     """
     device = next(model.parameters()).device
+    rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     graph = {k: v.to(device) for k, v in graph.items()}
     start_epoch, best_score, best_epoch, bad_evals = 1, float("-inf"), 0, 0
@@ -105,7 +116,8 @@ def fit(
         state = load_checkpoint(last_path)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng_state"])
+        rank_states = state.get("rank_rng_states", [])
+        torch.set_rng_state(rank_states[rank] if len(rank_states) == world else state["rng_state"])
         start_epoch = state["epoch"] + 1
         best_score, best_epoch, bad_evals = state["best_score"], state["best_epoch"], state["bad_evals"]
         best_metrics = state.get("best_metrics", {})
@@ -113,11 +125,13 @@ def fit(
         history = [record for record in read_log(work_dir / LOG) if record["epoch"] <= state["epoch"]]
         write_log(work_dir / LOG, history)
         log.info("resuming from epoch %d (best %s %.4f at epoch %d)", state["epoch"], settings.val_metric, best_score, best_epoch)
-    else:
+    elif main:
         (work_dir / LOG).unlink(missing_ok=True)
     scaler_enabled = settings.amp and device.type == "cuda"
+    # gradients are all-reduced by DDP's hooks; every parameter takes part in every step of every model here
+    trained = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
-    def checkpoint(epoch: int) -> dict:
+    def checkpoint(epoch: int, rank_rng_states: list[torch.Tensor]) -> dict:
         return {
             **checkpoint_extra,
             "state_dict": model.state_dict(),
@@ -127,31 +141,35 @@ def fit(
             "best_epoch": best_epoch,
             "best_metrics": best_metrics,
             "bad_evals": bad_evals,
-            "rng_state": torch.get_rng_state(),
+            "rng_state": rank_rng_states[0],
+            **({"rank_rng_states": rank_rng_states} if world > 1 else {}),
         }
 
     if start_epoch == 1:
-        save_checkpoint(last_path, checkpoint(0))
+        rng_states = distributed.all_gather_objects(torch.get_rng_state())
+        if main:
+            save_checkpoint(last_path, checkpoint(0, rng_states))
     started = time.perf_counter()
     stopped_early = False
     epoch = start_epoch - 1
-    bar = _progress_bar(progress, start_epoch, settings.epochs)
+    bar = _progress_bar(progress and main, start_epoch, settings.epochs)
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
+        trained.train()
         users, positives, negatives = sampler.epoch(epoch_generator(settings.seed, epoch))
         totals: dict[str, float] = {}
         n_batches = 0
-        for lo in range(0, len(users), settings.batch_size):
-            u = users[lo : lo + settings.batch_size].to(device)
-            i = positives[lo : lo + settings.batch_size].to(device)
-            j = negatives[lo : lo + settings.batch_size].to(device)
+        for lo, hi in distributed.epoch_batches(len(users), settings.batch_size, world):
+            rows = distributed.rank_rows(lo, hi, rank, world)
+            u, i, j = users[rows].to(device), positives[rows].to(device), negatives[rows].to(device)
+            # this rank's share of the global batch: its mean losses weighted so the ranks' average is the batch mean
+            share = len(u) / (hi - lo)
             # the model computes only the batch's unique users and items; local indices address its rows
             batch_users, user_rows = torch.unique(u, return_inverse=True)
             batch_items, item_rows = torch.unique(torch.cat([i, j]), return_inverse=True)
             pos_rows, neg_rows = item_rows[: len(i)], item_rows[len(i) :]
             with torch.autocast(device.type, enabled=scaler_enabled, dtype=torch.bfloat16):
-                out = model(graph, batch_users, batch_items)
+                out = trained(graph, batch_users, batch_items)
                 user_vectors = out.users[user_rows]
                 terms = {
                     "bpr": bpr_loss((user_vectors * out.items[pos_rows]).sum(-1), (user_vectors * out.items[neg_rows]).sum(-1))
@@ -161,11 +179,14 @@ def fit(
                 terms.update(model.auxiliary_losses(out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows)))
                 loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * (share * world) if world > 1 else loss).backward()
             optimizer.step()
             for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach())
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) * share
             n_batches += 1
+        if world > 1:
+            summed = distributed.sum_across_ranks(torch.tensor(list(totals.values()), dtype=torch.float64))
+            totals = dict(zip(totals, summed.tolist()))
         record = {"epoch": epoch, "loss": sum(totals.values()) / max(n_batches, 1)}
         record.update({f"loss_{k}": v / max(n_batches, 1) for k, v in totals.items()})
         record["train_seconds"] = round(time.perf_counter() - t0, 4)
@@ -182,12 +203,18 @@ def fit(
                 best_score, best_epoch, bad_evals, best_metrics, improved = score, epoch, 0, metrics, True
             else:
                 bad_evals += 1
+            # rank 0's decision binds every rank, so all stop at the same epoch even if their floats differed
+            best_score, best_epoch, bad_evals, best_metrics, improved = distributed.broadcast_object(
+                (best_score, best_epoch, bad_evals, best_metrics, improved)
+            )
         history.append(record)
-        with open(work_dir / LOG, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if improved:
-            save_checkpoint(work_dir / BEST, checkpoint(epoch))
-        save_checkpoint(last_path, checkpoint(epoch))
+        rng_states = distributed.all_gather_objects(torch.get_rng_state())
+        if main:
+            with open(work_dir / LOG, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if improved:
+                save_checkpoint(work_dir / BEST, checkpoint(epoch, rng_states))
+            save_checkpoint(last_path, checkpoint(epoch, rng_states))
         if on_epoch is not None:
             on_epoch(record)
         if bar is not None:

@@ -21,15 +21,13 @@ def test_negatives_are_not_positives(n_users, n_items, per_user):
     assert not any((a, b) in positives for a, b in zip(u.tolist(), j.tolist()))
 
 
-def test_same_seed_same_epoch_and_shards_partition():
+def test_same_seed_same_epoch():
     users = torch.tensor([0, 0, 1, 1, 2])
     items = torch.tensor([0, 1, 1, 2, 0])
     sampler = NegativeSampler(users, items, 4)
     a = sampler.epoch(torch.Generator().manual_seed(3))
     b = sampler.epoch(torch.Generator().manual_seed(3))
     assert all(torch.equal(x, y) for x, y in zip(a, b))
-    shards = [sampler.epoch(torch.Generator().manual_seed(3), (r, 2)) for r in range(2)]
-    assert sum(len(s[0]) for s in shards) == len(users)
 
 
 def test_user_with_every_item_is_refused():

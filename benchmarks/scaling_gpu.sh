@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The GPU-machine rows of docs/scaling.md, as one script: one CUDA GPU (1 process: a single GPU cannot hold two
+# NCCL ranks), then 1/2/4/8 gloo processes on the host's CPU cores, then the distributed tests when the CLI's
+# dependencies import. Results go to $OUT (default /tmp/scaling).
+#   bash benchmarks/scaling_gpu.sh
+# Packages missing on the GPU machine can travel as wheels in .whl/ (installed to /tmp/site first).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/scaling}
+mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; python3 -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/machine.txt"
+python3 benchmarks/scaling.py --data baby --device cuda --layouts 1x8 --models lightgcn recgoat --epochs 4 --repeats 2 2>&1 | tee "$OUT/gpu.jsonl"
+python3 benchmarks/scaling.py --data baby --device cpu --layouts 1x1 2x1 4x1 8x1 1x8 --models lightgcn --epochs 3 --repeats 1 2>&1 | tee "$OUT/host_cpu.jsonl"
+if python3 -c "import typer, pydantic, polars, scipy" 2>/dev/null; then
+    timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_distributed.py 2>&1 | tee "$OUT/tests.log" | tail -n 15
+else
+    echo "CLI dependencies missing: distributed tests not run" | tee "$OUT/tests.log"
+fi

@@ -38,7 +38,8 @@ class Output:
 
     def __init__(self, as_json: bool = False, quiet: bool = False):
         self.as_json = as_json
-        self.quiet = quiet or _rank() > 0  # under torchrun, rank 0 speaks for every rank
+        self.silent = _rank() > 0  # under torchrun, rank 0 speaks for every rank
+        self.quiet = quiet or self.silent
 
     @property
     def progress(self) -> bool:
@@ -49,12 +50,14 @@ class Output:
             typer.echo(message, err=True)
 
     def result(self, payload: dict, render: Callable[[dict], None] | None = None) -> None:
+        if self.silent:
+            return
         if self.as_json:  # asked for explicitly, so --quiet does not silence it
             typer.echo(json.dumps(payload, default=_jsonable))
             return
         if self.quiet:
             return
-        elif render is not None:
+        if render is not None:
             render(payload)
         else:
             typer.echo(json.dumps(payload, indent=2, default=_jsonable))

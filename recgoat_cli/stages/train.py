@@ -185,11 +185,10 @@ def run_train(
 
     # rank 0 alone takes the lock and touches the work folder; the others follow its decisions
     with ctx.store.lock(STAGE, f"train-{artifact_id}", on_wait=log) if main else nullcontext():
-        resumable = main and resume and (work_dir / "last.pt").is_file()
-        finished = main and not resumable and ctx.cached(STAGE, artifact_id) is not None
-        resumable, finished = distributed.broadcast_object((resumable, finished))
-        if finished:
-            return ctx.store.get(STAGE, artifact_id), True  # a run of the same configuration finished while this one waited
+        resumable = distributed.broadcast_object(main and resume and (work_dir / "last.pt").is_file())
+        # ctx.cached is collective (rank 0 decides for all): a run of the same configuration may have finished while this one waited
+        if not resumable and (cached := ctx.cached(STAGE, artifact_id)) is not None:
+            return cached, True
         if main:
             if work_dir.exists() and not resumable:
                 shutil.rmtree(work_dir)

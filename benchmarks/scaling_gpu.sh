@@ -8,11 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/scaling}
 mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+source benchmarks/gpu_env.sh
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; python3 -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/machine.txt"
 python3 benchmarks/scaling.py --data baby --device cuda --layouts 1x8 --models lightgcn recgoat --epochs 4 --repeats 2 2>&1 | tee "$OUT/gpu.jsonl"
 python3 benchmarks/scaling.py --data baby --device cpu --layouts 1x1 2x1 4x1 8x1 1x8 --models lightgcn --epochs 3 --repeats 1 2>&1 | tee "$OUT/host_cpu.jsonl"

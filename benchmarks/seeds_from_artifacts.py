@@ -4,7 +4,8 @@ Meant for a GPU machine that has torch but not the whole recgoat stack (no polar
 ``.inter`` file is read with numpy, and the stage functions ``run_train`` / ``run_evaluate`` do the rest on the
 artifacts found under ``--workdir`` (copy ``<workdir>/<dataset>/{embed,build-graph}`` and the dataset folder).
 
-    python3 benchmarks/seeds_from_artifacts.py --dataset-dir DATA/tiktok --workdir RUNS --seeds 1 2 3 --device cuda
+    python3 benchmarks/seeds_from_artifacts.py --dataset-dir DATA/tiktok --workdir RUNS --seeds 1 2 3 --device cuda \
+        [--set gat_values=id ...]   (train options for RecGOAT, as `recgoat tune --grid` names them)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="RecGOAT train options, e.g. gat_values=id")
     options = parser.parse_args()
     dataset = dataset_from_numpy(options.dataset_dir)
     ctx = StageContext(dataset=dataset, store=ArtifactStore(options.workdir, dataset.name))
@@ -58,7 +60,8 @@ def main() -> None:
     for model in options.models:
         for seed in options.seeds:
             start = time.perf_counter()
-            config = TrainConfig(model=model, seed=seed, epochs=options.epochs, patience=options.patience, device=options.device)
+            extra = dict(item.split("=", 1) for item in options.set) if model == "recgoat" else {}
+            config = TrainConfig(model=model, seed=seed, epochs=options.epochs, patience=options.patience, device=options.device, **extra)
             trained, _ = run_train(ctx, config, graph)
             evaluated, _ = run_evaluate(ctx, EvalConfig(ks=(10, 20), split="test", device=options.device), trained)
             summary = trained.manifest.summary

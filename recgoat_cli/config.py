@@ -76,7 +76,7 @@ class TrainConfig(StageConfig):
     gat_heads: int = Field(1, ge=1)
     gat_layers: int = Field(1, ge=0)
     gat_dropout: float = Field(0.1, ge=0, lt=1)
-    gat_values: Literal["id", "lm"] = Field("id", description="what attention passes along edges: ID embeddings or LM rows")
+    gat_values: Literal["id", "lm"] = Field("lm", description="what attention passes along edges: ID embeddings or LM rows")
     graphs: tuple[Literal["item", "user-item", "user-user"], ...] = ("item", "user-item", "user-user")
     cmcl: bool = True
     lambda_cmcl: float = Field(0.1, ge=0)

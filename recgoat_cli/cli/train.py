@@ -114,7 +114,7 @@ def train(
     ot_batch: OtBatchOpt = 128,
     gat_layers: GatLayersOpt = 1,
     gat_heads: GatHeadsOpt = 1,
-    gat_values: GatValuesOpt = "id",
+    gat_values: GatValuesOpt = "lm",
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
     lm_dim: LmDimOpt = 64,

@@ -22,6 +22,18 @@ def log_edge_weight(edge_weight: Tensor) -> Tensor:
     return edge_weight.clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
+def affine_scores(sources: list[tuple[Tensor, Tensor, Tensor | None]], score_weight: Tensor) -> Tensor:
+    """``x @ score_weight`` for the rows ``x = sum_t (f_t P_t^T + c_t)``, without forming ``x``.
+
+    Shapes:
+        sources ``[(f_t [N, d_t], P_t [in_dim, d_t], c_t [in_dim] or None), ...]``; score_weight ``[in_dim, H]``
+        -> ``[N, H]``
+    """
+    scores = sum(features @ (weight.T @ score_weight) for features, weight, _ in sources)
+    biases = [bias for _, _, bias in sources if bias is not None]
+    return scores + sum(biases) @ score_weight if biases else scores
+
+
 class SparseGATLayer(nn.Module):
     r"""One multi-head GAT layer; each destination node attends over its incoming edges.
 
@@ -198,12 +210,9 @@ class SparseGATLayer(nn.Module):
             edge_log_weight = log_edge_weight(edge_weight)
         if edge_log_weight is not None and layout.order is not None:
             edge_log_weight = edge_log_weight.index_select(0, layout.order)
-        score_weight = self._score_weight(self.lin_src, self.att_src)  # [in_dim, H]
-        score_src = sum(features @ (weight.T @ score_weight) for features, weight, _ in sources)  # [N_src, H]
+        score_src = affine_scores(sources, self._score_weight(self.lin_src, self.att_src))  # [N_src, H]
         biases = [bias for _, _, bias in sources if bias is not None]
         shift = sum(biases) if biases else None
-        if shift is not None:
-            score_src = score_src + shift @ score_weight
         score_dst = x_dst @ self._score_weight(self.lin_dst, self.att_dst)  # [N_dst, H]
         logits = F.leaky_relu(score_src.index_select(0, src) + score_dst.index_select(0, dst), self.negative_slope)
         if edge_log_weight is not None:
@@ -260,13 +269,7 @@ class SparseGATLayer(nn.Module):
         if edge_log_weight is not None and layout.order is not None:
             edge_log_weight = edge_log_weight.index_select(0, layout.order)
         score_weight = self._score_weight(self.lin_src, self.att_src)  # [in_dim, H]
-        if isinstance(sources, Tensor):
-            score_src = sources @ score_weight
-        else:
-            score_src = sum(features @ (weight.T @ score_weight) for features, weight, _ in sources)
-            biases = [bias for _, _, bias in sources if bias is not None]
-            if biases:
-                score_src = score_src + sum(biases) @ score_weight
+        score_src = sources @ score_weight if isinstance(sources, Tensor) else affine_scores(sources, score_weight)
         score_dst = key_dst @ self._score_weight(self.lin_dst, self.att_dst)
         logits = F.leaky_relu(score_src.index_select(0, src) + score_dst.index_select(0, dst), self.negative_slope)
         if edge_log_weight is not None:

@@ -1,0 +1,7 @@
+# Sourced by the GPU-machine scripts: installs the wheels that travel in .whl/ (packages the GPU machine lacks)
+# to /tmp/site and sets PYTHONPATH and the offline environment. Expects to be sourced from the repository root.
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD:$PWD/benchmarks" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1

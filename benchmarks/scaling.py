@@ -82,7 +82,9 @@ def worker(options) -> None:
 
 
 def run_layout(options, model: str, procs: int, threads: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO_ROOT)}
+    # keep the caller's PYTHONPATH (the GPU machine's extra packages live there) and add the repository
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "PYTHONPATH": path}
     env.pop("WORLD_SIZE", None)
     worker_args = [str(Path(__file__).resolve()), "--worker", "--model", model, "--data", options.data, "--epochs", str(options.epochs),
                    "--threads", str(threads), "--device", options.device,

@@ -374,6 +374,14 @@ def blockwise_topk_cosine(
         candidates = torch.cat([best_keys[row_start:row_end], _rank_keys(values, local + col_start)], dim=1)
         best_keys[row_start:row_end] = torch.topk(candidates, k, dim=1, sorted=False).values
 
+    def merge_found(owner_start: int, n_owners: int, owners, neighbours, values, tile_entries: int) -> bool:
+        """Merge grouped-selection candidates (owner, neighbour id, value) into the owners' running top-k;
+        False (nothing merged) when one owner has too many for the merge matrix, and the tile falls back to
+        ``absorb``."""
+        keys = _rank_keys_numpy(values, neighbours)
+        owner_keys = best_keys[owner_start : owner_start + n_owners]
+        return _merge_candidates(owner_keys, owners, keys, False, k, tile_entries // 4)
+
     def absorb_rows(row_start: int, col_start: int, scores: torch.Tensor) -> None:
         """The tile's rows take their neighbours among its columns."""
         n_rows, n_cols = scores.shape
@@ -387,9 +395,7 @@ def blockwise_topk_cosine(
             found = _row_candidates(scores.numpy(), group_max, cutoff)
             if found is not None:
                 rows, columns, values = found
-                keys = _rank_keys_numpy(values, columns + col_start)
-                owner_keys = best_keys[row_start : row_start + n_rows]
-                if _merge_candidates(owner_keys, rows, keys, False, k, n_rows * n_cols // 4):
+                if merge_found(row_start, n_rows, rows, columns + col_start, values, n_rows * n_cols):
                     return
         absorb(row_start, col_start, scores)
 
@@ -404,9 +410,7 @@ def blockwise_topk_cosine(
             found = _column_candidates(scores.numpy(), cutoff, mask_buffer)
             if found is not None:
                 rows, columns, values = found
-                keys = _rank_keys_numpy(values, rows + row_start)
-                owner_keys = best_keys[col_start : col_start + n_cols]
-                if _merge_candidates(owner_keys, columns, keys, False, k, n_rows * n_cols // 4):
+                if merge_found(col_start, n_cols, columns, rows + row_start, values, n_rows * n_cols):
                     return
         absorb(col_start, row_start, scores.T.contiguous())
 

@@ -140,29 +140,12 @@ class SparseGATLayer(nn.Module):
         num_dst = x_dst.size(0)
         if layout is None:
             layout = edge_layout(edge_index, x_src.size(0), num_dst, self.heads)
-        # edges in destination order from here on; ``layout.order`` maps back to the caller's order
-        src, dst = layout.src, layout.dst
-        if edge_weight is not None and layout.order is not None:
-            edge_weight = edge_weight.index_select(0, layout.order)
-
         h_src = self.lin_src(x_src).view(-1, self.heads, self.out_dim)
         # a^T (W x) = (W^T a)^T x: scores from an [in_dim, H] product, so the destinations' W x is never formed
         score_src = x_src @ self._score_weight(self.lin_src, self.att_src)  # [N_src, H]
         score_dst = x_dst @ self._score_weight(self.lin_dst, self.att_dst)  # [N_dst, H]
-
-        # index_select rather than ``score[src]``: the same gather, several times faster on a CPU
-        logits = F.leaky_relu(score_src.index_select(0, src) + score_dst.index_select(0, dst), self.negative_slope)  # [E, H]
-        if edge_weight is not None:
-            logits = logits + log_edge_weight(edge_weight).unsqueeze(-1).to(logits.dtype)
-        alpha = segment_softmax(logits, dst, num_dst, backend=self.backend)
-        dropped = F.dropout(alpha, p=self.attn_dropout, training=self.training)
-
-        out = edge_weighted_sum(dropped, h_src, layout)  # [N_dst, H, C]
-        out = out.reshape(num_dst, self.heads * self.out_dim) if self.concat else out.mean(dim=1)
-        if self.residual is not None:
-            out = out + self.residual(x_dst)
-        if self.bias is not None:
-            out = out + self.bias
+        alpha, dropped = self._attention(score_src, score_dst, layout, None if edge_weight is None else log_edge_weight(edge_weight))
+        out = self._node_output(edge_weighted_sum(dropped, h_src, layout), x_dst)  # aggregated [N_dst, H, C]
         if not return_attention:
             return out
         if layout.order is not None:
@@ -175,7 +158,6 @@ class SparseGATLayer(nn.Module):
         x_dst: Tensor,
         edge_index: Tensor,
         edge_weight: Tensor | None = None,
-        layout: EdgeLayout | None = None,
         edge_log_weight: Tensor | None = None,
     ) -> Tensor:
         r"""``forward((x_src, x_dst), ...)`` for sources that are affine maps of feature rows, without forming ``x_src``.
@@ -202,23 +184,15 @@ class SparseGATLayer(nn.Module):
             as :meth:`forward`.
         """
         num_src, num_dst = sources[0][0].size(0), x_dst.size(0)
-        if layout is None:
-            features_need_grad = any(features.requires_grad for features, _, _ in sources)
-            layout = edge_layout(edge_index, num_src, num_dst, self.heads, transpose=features_need_grad)
-        src, dst = layout.src, layout.dst
+        features_need_grad = any(features.requires_grad for features, _, _ in sources)
+        layout = edge_layout(edge_index, num_src, num_dst, self.heads, transpose=features_need_grad)
         if edge_weight is not None:
             edge_log_weight = log_edge_weight(edge_weight)
-        if edge_log_weight is not None and layout.order is not None:
-            edge_log_weight = edge_log_weight.index_select(0, layout.order)
         score_src = affine_scores(sources, self._score_weight(self.lin_src, self.att_src))  # [N_src, H]
+        score_dst = x_dst @ self._score_weight(self.lin_dst, self.att_dst)  # [N_dst, H]
+        _, dropped = self._attention(score_src, score_dst, layout, edge_log_weight)
         biases = [bias for _, _, bias in sources if bias is not None]
         shift = sum(biases) if biases else None
-        score_dst = x_dst @ self._score_weight(self.lin_dst, self.att_dst)  # [N_dst, H]
-        logits = F.leaky_relu(score_src.index_select(0, src) + score_dst.index_select(0, dst), self.negative_slope)
-        if edge_log_weight is not None:
-            logits = logits + edge_log_weight.unsqueeze(-1).to(logits.dtype)
-        alpha = segment_softmax(logits, dst, num_dst, backend=self.backend)
-        dropped = F.dropout(alpha, p=self.attn_dropout, training=self.training)
 
         lin = self.lin_src.weight.view(self.heads, self.out_dim, self.in_dim)
         out = None
@@ -229,17 +203,9 @@ class SparseGATLayer(nn.Module):
             mapped = torch.bmm(summed.transpose(0, 1), (lin @ weight).transpose(1, 2)).transpose(0, 1)  # [N_dst, H, C]
             out = mapped if out is None else out + mapped
         if shift is not None:
-            alpha_sum = scatter_sum(dropped, dst, num_dst, backend=self.backend)  # [N_dst, H]
+            alpha_sum = scatter_sum(dropped, layout.dst, num_dst, backend=self.backend)  # [N_dst, H]
             out = torch.addcmul(out, alpha_sum.unsqueeze(-1), (lin @ shift).unsqueeze(0))
-        if self.concat or self.heads == 1:
-            out = out.reshape(num_dst, self.heads * self.out_dim)
-        else:
-            out = out.mean(dim=1)
-        if self.residual is not None:
-            out = out + self.residual(x_dst)
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        return self._node_output(out, x_dst)
 
     def propagate_values(
         self,
@@ -263,21 +229,41 @@ class SparseGATLayer(nn.Module):
             key_dst ``[N_dst, in_dim]``; values ``[N_src, C]``; edge_index ``[2, E]``; edge_log_weight ``[E]``
             or None -> ``[N_dst, C]``
         """
-        num_src, num_dst = values.size(0), key_dst.size(0)
-        layout = edge_layout(edge_index, num_src, num_dst, self.heads, transpose=values.requires_grad)
-        src, dst = layout.src, layout.dst
-        if edge_log_weight is not None and layout.order is not None:
-            edge_log_weight = edge_log_weight.index_select(0, layout.order)
+        layout = edge_layout(edge_index, values.size(0), key_dst.size(0), self.heads, transpose=values.requires_grad)
         score_weight = self._score_weight(self.lin_src, self.att_src)  # [in_dim, H]
         score_src = sources @ score_weight if isinstance(sources, Tensor) else affine_scores(sources, score_weight)
         score_dst = key_dst @ self._score_weight(self.lin_dst, self.att_dst)
+        _, dropped = self._attention(score_src, score_dst, layout, edge_log_weight)
+        out = edge_weighted_sum(dropped, values.unsqueeze(1).expand(-1, self.heads, -1), layout)  # [N_dst, H, C]
+        return out[:, 0] if self.heads == 1 else out.mean(dim=1)
+
+    def _attention(self, score_src: Tensor, score_dst: Tensor, layout: EdgeLayout, edge_log_weight: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The edge softmax ``alpha`` and its training-time dropout, both ``[E, H]`` in the layout's destination order.
+
+        ``edge_log_weight`` is in the caller's edge order (``layout.order`` maps it); the per-node scores are
+        ``[N_src, H]`` and ``[N_dst, H]``.
+        """
+        src, dst = layout.src, layout.dst
+        if edge_log_weight is not None and layout.order is not None:
+            edge_log_weight = edge_log_weight.index_select(0, layout.order)
+        # index_select rather than ``score[src]``: the same gather, several times faster on a CPU
         logits = F.leaky_relu(score_src.index_select(0, src) + score_dst.index_select(0, dst), self.negative_slope)
         if edge_log_weight is not None:
             logits = logits + edge_log_weight.unsqueeze(-1).to(logits.dtype)
-        alpha = segment_softmax(logits, dst, num_dst, backend=self.backend)
-        dropped = F.dropout(alpha, p=self.attn_dropout, training=self.training)
-        out = edge_weighted_sum(dropped, values.unsqueeze(1).expand(-1, self.heads, -1), layout)  # [N_dst, H, C]
-        return out[:, 0] if self.heads == 1 else out.mean(dim=1)
+        alpha = segment_softmax(logits, dst, layout.num_dst, backend=self.backend)
+        return alpha, F.dropout(alpha, p=self.attn_dropout, training=self.training)
+
+    def _node_output(self, aggregated: Tensor, x_dst: Tensor) -> Tensor:
+        """Heads concatenated or averaged, then the residual and the bias: ``[N_dst, H, C]`` -> the layer's output."""
+        if self.concat or self.heads == 1:  # one head: its mean is itself
+            out = aggregated.reshape(aggregated.size(0), self.heads * self.out_dim)
+        else:
+            out = aggregated.mean(dim=1)
+        if self.residual is not None:
+            out = out + self.residual(x_dst)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
 
     def _score_weight(self, lin: nn.Linear, att: Tensor) -> Tensor:
         """``[in_dim, H]`` with column ``h`` = ``W^{h T} a^h``, so ``x @ it`` = ``a^{h T} W^h x`` per head."""

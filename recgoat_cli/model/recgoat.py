@@ -114,6 +114,14 @@ def affine_rows(terms: list[tuple[Tensor, nn.Linear]], ids: Tensor | None = None
     return rows[0] if len(rows) == 1 else torch.stack(rows).mean(0)
 
 
+def affine_sources(terms: list[tuple[Tensor, nn.Linear]]) -> list[tuple[Tensor, Tensor, Tensor | None]]:
+    """``affine_rows(terms)`` as the ``(features, weight, bias)`` terms the GAT layer's affine paths take."""
+    if len(terms) == 1:
+        return [(terms[0][0], terms[0][1].weight, terms[0][1].bias)]
+    share = 1.0 / len(terms)
+    return [(features, share * linear.weight, None if linear.bias is None else share * linear.bias) for features, linear in terms]
+
+
 class GraphAttentionBranch(nn.Module):
     """``layers`` GAT layers over rows ``affine_rows(terms)``; in training the last layer computes only ``nodes``.
 
@@ -172,12 +180,7 @@ class GraphAttentionBranch(nn.Module):
             return self.last((x_src, x_src if x_dst is None else x_dst), edge_index, edge_weight)
         edges, log_weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes, log_weights=True)
         dst_rows = affine_rows(terms, nodes) if x_dst is None else x_dst.index_select(0, nodes)
-        if len(terms) == 1:
-            sources = [(terms[0][0], terms[0][1].weight, terms[0][1].bias)]
-        else:
-            share = 1.0 / len(terms)
-            sources = [(features, share * linear.weight, None if linear.bias is None else share * linear.bias) for features, linear in terms]
-        return self.last.forward_affine(sources, dst_rows, edges, edge_log_weight=log_weights)
+        return self.last.forward_affine(affine_sources(terms), dst_rows, edges, edge_log_weight=log_weights)
 
     def _propagate(self, terms, x_dst, edge_index, edge_weight, nodes, num_dst, values: Tensor) -> Tensor:
         """``values`` (e.g. ID embeddings of the sources) summed with the attention that ``terms`` seed."""
@@ -189,8 +192,7 @@ class GraphAttentionBranch(nn.Module):
             keys = self.inner(affine_rows(terms), edge_index, edge_weight)
             key_src, key_dst = keys, (keys if nodes is None else keys.index_select(0, nodes))
         else:
-            share = 1.0 / len(terms)
-            key_src = [(features, share * linear.weight, None if linear.bias is None else share * linear.bias) for features, linear in terms]
+            key_src = affine_sources(terms)
             if x_dst is None:
                 key_dst = affine_rows(terms, nodes)
             else:

@@ -14,13 +14,14 @@ from recgoat_cli.cli.train import EpochsOpt, ModelOpt, PatienceOpt, SeedOpt, Val
 @handle_errors
 def tune(
     dataset: DatasetOpt,
-    grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... train options to search, e.g. --grid lr=0.001,0.01 reg=1e-4,1e-3")],
+    grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... train options to search, e.g. --grid lr=0.001,0.01 reg=1e-4,1e-3 graphs=item+user-item,item+user-item+user-user")],
     workdir: WorkdirOpt = DEFAULT_WORKDIR,
     data_root: DataRootOpt = None,
     model: ModelOpt = "recgoat",
     search: Annotated[str, typer.Option("--search", help="grid (every combination) or random (--budget of them)")] = "grid",
     budget: Annotated[Optional[int], typer.Option("--budget", help="trials for --search random")] = None,
     search_seed: Annotated[int, typer.Option("--search-seed", help="seed of the random search")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="trials trained at once, each in its own process (CPU threads are shared out; on one GPU the processes share it)")] = 1,
     epochs: EpochsOpt = 300,
     patience: PatienceOpt = 20,
     val_metric: ValMetricOpt = "recall@20",
@@ -43,7 +44,7 @@ def tune(
     ctx = context(dataset, workdir, data_root, out=output)
     base = TrainConfig(model=model, epochs=epochs, patience=patience, val_metric=val_metric, seed=seed, device=device)
     graph = ctx.store.get("build-graph", from_id)
-    artifact, result = run_tune(ctx, base, parse_grid(grid), graph, search=search, budget=budget, search_seed=search_seed, ks=tuple(k or (10, 20)), log=output.info)
+    artifact, result = run_tune(ctx, base, parse_grid(grid), graph, search=search, budget=budget, search_seed=search_seed, ks=tuple(k or (10, 20)), jobs=jobs, log=output.info)
 
     def render(payload: dict) -> None:
         rows = payload["trials"]

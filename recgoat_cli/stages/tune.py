@@ -1,15 +1,21 @@
 """``recgoat tune``: hyper-parameter search that selects on validation and reads the test split once.
 
 Each trial is an ordinary ``train`` artifact (cached like any other), scored by its best validation metric.
-Only when every trial has finished and one configuration is chosen does ``evaluate`` run on the test split,
+With ``jobs > 1`` the trials train in that many spawned processes (each gets its share of the CPU threads;
+on one GPU they share it), and the selection below then finds each of them cached. Only when every trial
+has finished and one configuration is chosen does ``evaluate`` run on the test split,
 for that configuration alone. The ``tune`` artifact holds ``trials.csv`` / ``trials.parquet`` (one row per
 trial: its parameters, validation score, epochs and artifact id), ``results.md`` and ``chosen.json``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import itertools
 import json
+import multiprocessing
+import os
 import random
 
 from recgoat_cli.artifacts.manifest import compute_artifact_id
@@ -19,12 +25,14 @@ from recgoat_cli.errors import UserError
 from recgoat_cli.stages.common import StageContext
 
 STAGE = "tune"
+#: joins the graphs of one ``--grid graphs=`` value, e.g. ``graphs=item+user-item,item+user-item+user-user``
+GRAPH_JOIN = "+"
 
 
 def parse_grid(specs: list[str]) -> dict[str, list[str]]:
     """``["lr=0.001,0.01", "dim=32,64"]`` -> ``{"lr": ["0.001", "0.01"], "dim": ["32", "64"]}``."""
     grid: dict[str, list[str]] = {}
-    fields = set(TrainConfig.model_fields) - {"non_semantic", "seed", "device", "graphs"}
+    fields = set(TrainConfig.model_fields) - {"non_semantic", "seed", "device"}
     for spec in specs:
         key, eq, values = spec.partition("=")
         name = key.strip().lstrip("-").replace("-", "_")
@@ -43,6 +51,7 @@ def trial_configs(base: TrainConfig, grid: dict[str, list[str]], search: str, bu
     from pydantic import ValidationError
 
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    points = [{k: tuple(v.split(GRAPH_JOIN)) if k == "graphs" else v for k, v in point.items()} for point in points]
     if search == "random":
         if not budget or budget < 1:
             raise UserError("--search random needs --budget N (the number of trials).")
@@ -57,6 +66,50 @@ def trial_configs(base: TrainConfig, grid: dict[str, list[str]], search: str, bu
     return configs
 
 
+def choose_trial(trials: list[dict], metric_column: str) -> dict:
+    """The trial with the best validation score; on a tie, the earlier trial."""
+    return max(trials, key=lambda t: (t[metric_column], -t["trial"]))
+
+
+def grid_text(value) -> str:
+    """A trial's parameter as the grid wrote it (``graphs`` joined with ``+``)."""
+    return GRAPH_JOIN.join(value) if isinstance(value, tuple) else str(value)
+
+
+def _train_trial(dataset_root: str, workdir: str, config: dict, graph_id: str, threads: int) -> tuple[str, bool]:
+    """One trial in a worker process: the artifact id of ``config`` and whether it was already cached."""
+    import torch
+
+    from recgoat_cli.stages.common import open_context
+    from recgoat_cli.stages.train import run_train
+
+    torch.set_num_threads(threads)
+    ctx = open_context(dataset_root, workdir)
+    trained, cached = run_train(ctx, TrainConfig(**config), ctx.store.get("build-graph", graph_id))
+    return trained.id, cached
+
+
+def train_in_parallel(ctx: StageContext, configs: list[TrainConfig], graph: Artifact, jobs: int, log=lambda message: None) -> dict[int, bool]:
+    """Train ``configs`` in ``jobs`` spawned processes; returns trial index -> whether it was cached.
+
+    The first failure cancels the trials not yet started and is raised once the running ones end.
+    """
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    cached: dict[int, bool] = {}
+    try:
+        futures = {pool.submit(_train_trial, str(ctx.dataset.root), str(ctx.store.workdir), config.model_dump(exclude={"non_semantic"}), graph.id, threads): index
+                   for index, config in enumerate(configs)}
+        for future in concurrent.futures.as_completed(futures):
+            _, cached[futures[future]] = future.result()
+            log(f"trained {len(cached)}/{len(configs)} trials ({jobs} at a time)")
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return cached
+
+
 def run_tune(
     ctx: StageContext,
     base: TrainConfig,
@@ -67,6 +120,7 @@ def run_tune(
     budget: int | None = None,
     search_seed: int = 0,
     ks: tuple[int, ...] = (10, 20),
+    jobs: int = 1,
     log=lambda message: None,
 ) -> tuple[Artifact, dict]:
     import polars as pl
@@ -75,16 +129,21 @@ def run_tune(
     from recgoat_cli.stages.train import run_train
 
     configs = trial_configs(base, grid, search, budget, search_seed)
+    parallel_cached: dict[int, bool] = {}
+    if jobs > 1 and len(configs) > 1:
+        parallel_cached = train_in_parallel(ctx, configs, graph, min(jobs, len(configs)), log)
+        ctx = dataclasses.replace(ctx, force=False)  # the workers have (re)trained every trial
     trials = []
     for number, config in enumerate(configs, 1):
         trained, cached = run_train(ctx, config, graph)
+        cached = parallel_cached.get(number - 1, cached)
         score = trained.manifest.summary["best_valid"][config.val_metric]
-        params = {name: getattr(config, name) for name in grid}
+        params = {name: grid_text(getattr(config, name)) for name in grid}
         log(f"trial {number}/{len(configs)} {params}: valid {config.val_metric} {score:.4f}{' (cached)' if cached else ''}")
-        trials.append({"trial": number, **{k: str(v) for k, v in params.items()}, f"valid_{config.val_metric}": score,
+        trials.append({"trial": number, **params, f"valid_{config.val_metric}": score,
                        "best_epoch": trained.manifest.summary["best_epoch"], "train_artifact": trained.id, "_artifact": trained})
     metric_column = f"valid_{base.val_metric}"
-    chosen = max(trials, key=lambda t: (t[metric_column], -t["trial"]))  # ties: the earlier trial
+    chosen = choose_trial(trials, metric_column)
     # the selection is final here; the test split is read now, once, for the chosen configuration only
     evaluated, _ = run_evaluate(ctx, EvalConfig(ks=ks, split="test", device=base.device), chosen["_artifact"])
     test_metrics = evaluated.manifest.summary["metrics"]

@@ -18,5 +18,5 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,nohead
 monitor=$!
 python3 benchmarks/tune_parallel.py --plan benchmarks/plans/accuracy.toml --data-root "$WORK/data" --workdir "$WORK/runs" \
     --out "$OUT" --gpu-slots "${GPU_SLOTS:-8}" --cpu-slots "${CPU_SLOTS:-7}" --deadline "${DEADLINE:-330}" --grace "${GRACE:-190}" \
-    --only tiktok:recgoat tiktok:lightgcn
+    --only ${STUDIES:-tiktok:recgoat tiktok:lightgcn}
 kill "$monitor"

@@ -5,3 +5,5 @@ if compgen -G ".whl/*.whl" > /dev/null; then
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD:$PWD/benchmarks" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+# POT imports JAX when it is installed (it is on the GPU machine), and JAX reserves 75% of the GPU per process
+export POT_BACKEND_DISABLE_JAX=1 POT_BACKEND_DISABLE_CUPY=1 POT_BACKEND_DISABLE_TENSORFLOW=1 XLA_PYTHON_CLIENT_PREALLOCATE=false

@@ -44,10 +44,17 @@ Choices (each is an argument; defaults in brackets):
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from typing import NamedTuple, Sequence
 
-import ot
+# Only POT's torch backend is used. Left alone, `import ot` also imports JAX, CuPy and TensorFlow when they are
+# installed, and JAX then reserves 75% of the GPU's memory in every process: parallel trials on one GPU ran out
+# of memory that way. A user who sets these variables keeps their value.
+for _backend in ("JAX", "CUPY", "TENSORFLOW"):
+    os.environ.setdefault(f"POT_BACKEND_DISABLE_{_backend}", "1")
+
+import ot  # noqa: E402  (after the backend switches above)
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

@@ -250,12 +250,14 @@ def mean_std(values: list[float]) -> str:
 
 
 def write_reports(out: Path, studies: list[Study], seeds: list[int]) -> None:
+    from recgoat_cli.stages.tune import grid_text
+
     with open(out / "trials.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["study", "trial", "status", "params", "valid_recall@20", "best_epoch", "epochs_run", "s_per_epoch", "device", "chosen", "train_artifact"])
         for study in studies:
             for run in study.trials:
-                params = {p.partition("=")[0]: run.config[p.partition("=")[0]] for p in study.grid}
+                params = {p.partition("=")[0]: grid_text(run.config[p.partition("=")[0]]) for p in study.grid}
                 result = run.result or {}
                 chosen = study.chosen is not None and run.config == study.chosen.config
                 writer.writerow([study.key, run.name, run.status, json.dumps(params), result.get("valid", ""), result.get("best_epoch", ""),
@@ -264,7 +266,7 @@ def write_reports(out: Path, studies: list[Study], seeds: list[int]) -> None:
     for study in studies:
         lines += [f"## {study.key}", "", "| trial | params | status | valid R@20 | best epoch (run) | s/epoch | device |", "|---|---|---|---|---|---|---|"]
         for run in study.trials:
-            params = ", ".join(f"{p.partition('=')[0]}={run.config[p.partition('=')[0]]}" for p in study.grid)
+            params = ", ".join(f"{p.partition('=')[0]}={grid_text(run.config[p.partition('=')[0]])}" for p in study.grid)
             r = run.result or {}
             mark = " **chosen**" if study.chosen is not None and run.config == study.chosen.config else ""
             lines.append(f"| {run.name}{mark} | {params} | {run.status} | {r.get('valid', float('nan')):.4f} | {r.get('best_epoch', '-')} ({r.get('epochs_run', '-')}) | {r.get('mean_epoch_seconds', float('nan')):.2f} | {run.device} |")
@@ -283,8 +285,9 @@ def write_seed_tables(out: Path, studies: list[Study], runs_file: Path) -> None:
             if row["study"] == study.key and row["kind"] in ("seed", "ablation") and row["status"] == "done":
                 variants.setdefault("chosen" if row["kind"] == "seed" else row["name"].rsplit(" seed ", 1)[0], []).append(row)
         for name, picked in variants.items():
+            picked.sort(key=lambda r: r["seed"])
             cells = [mean_std([r["test"][k] for r in picked]) for k in METRICS]
-            lines.append(f"| {study.key} | {name} | {', '.join(str(r['seed']) for r in sorted(picked, key=lambda r: r['seed']))} | "
+            lines.append(f"| {study.key} | {name} | {', '.join(str(r['seed']) for r in picked)} | "
                          + " | ".join(cells) + f" | {mean_std([r['valid'] for r in picked])} | {', '.join(str(r['best_epoch']) for r in picked)} |")
     with open(out / "summary.md", "a") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -73,7 +73,7 @@ def choose_trial(trials: list[dict], metric_column: str) -> dict:
 
 def grid_text(value) -> str:
     """A trial's parameter as the grid wrote it (``graphs`` joined with ``+``)."""
-    return GRAPH_JOIN.join(value) if isinstance(value, tuple) else str(value)
+    return GRAPH_JOIN.join(value) if isinstance(value, (tuple, list)) else str(value)
 
 
 def _train_trial(dataset_root: str, workdir: str, config: dict, graph_id: str, threads: int) -> tuple[str, bool]:

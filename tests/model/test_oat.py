@@ -191,3 +191,16 @@ def test_module_runs_transport_in_float32_for_half_inputs():
     modal = {"text": torch.randn(12, 8).to(torch.bfloat16)}
     aligned, loss = OptimalAdaptiveTransport(["text"], n_iter_max=1000)(modal, torch.randn(12, 8).to(torch.bfloat16))
     assert aligned["text"].dtype == torch.float32 and loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_pot_imports_no_other_backend_unless_the_user_asks():
+    """recgoat switches POT's JAX/CuPy/TensorFlow backends off before `import ot` (JAX reserves most of a GPU
+    per process), and keeps a value the user set."""
+    import subprocess
+    import sys
+
+    code = "import os, recgoat_cli.model.oat; print(os.environ['POT_BACKEND_DISABLE_JAX'], os.environ['POT_BACKEND_DISABLE_CUPY'])"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("POT_BACKEND_")}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split() == ["1", "1"]
+    env["POT_BACKEND_DISABLE_JAX"] = "0"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split() == ["0", "1"]

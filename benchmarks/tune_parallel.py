@@ -108,9 +108,9 @@ def build_studies(plan: dict, data_root: Path, epochs: int | None) -> list[Study
     studies = []
     for spec in plan["study"]:
         devices = tuple(spec.get("devices", ("cuda", "cpu")))
-        study = Study(f"{spec['dataset']}:{spec['model']}", data_root / spec["dataset"], spec["model"], spec["grid"],
+        study = Study(spec.get("name", f"{spec['dataset']}:{spec['model']}"), data_root / spec["dataset"], spec["model"], spec["grid"],
                       devices, tuple(spec.get("ablation_devices", devices)), spec.get("ablations", {}))
-        base = TrainConfig(model=spec["model"], epochs=epochs or plan["epochs"], patience=plan["patience"], seed=plan["tune_seed"])
+        base = TrainConfig(model=spec["model"], epochs=epochs or plan["epochs"], patience=plan["patience"], seed=plan["tune_seed"], **spec.get("fixed", {}))
         for number, config in enumerate(trial_configs(base, parse_grid(spec["grid"]), "grid", None, 0), 1):
             study.trials.append(Run(study.key, "trial", f"trial {number}", 0, semantic(config), False, study.devices))
         studies.append(study)
@@ -315,7 +315,7 @@ def main() -> None:
     if options.seeds:
         plan["seeds"] = options.seeds
     if options.only:
-        plan["study"] = [s for s in plan["study"] if f"{s['dataset']}:{s['model']}" in options.only]
+        plan["study"] = [s for s in plan["study"] if s.get("name", f"{s['dataset']}:{s['model']}") in options.only]
     options.out.mkdir(parents=True, exist_ok=True)
     studies = build_studies(plan, options.data_root, options.epochs)
     scheduler = Scheduler(options, studies, plan)

@@ -188,3 +188,18 @@ def test_id_values_align_each_modalitys_own_projection_to_the_id_view():
     assert bool(model.project["text"].weight.grad.abs().sum() > 0)
     # the ID view is the alignment's fixed target: no gradient reaches the ID embeddings from CMCL or OAT
     assert model.item_embedding.weight.grad is None and model.user_embedding.weight.grad is None
+
+
+def test_lm_values_alignment_sends_no_gradient_to_the_id_embeddings():
+    """With gat_values="lm" too, CMCL and OAT move the content views, never the ID view (which BPR trains): the
+    alignment's gradient on the ID side collapsed training to ln 2 on ml-100k. (With the user-item graph, the
+    user ID embedding is also the attention's query, so the user-item view's alignment reaches it that way.)"""
+    graph, modalities, user_dim = toy_graph(10, 9)
+    torch.manual_seed(0)
+    model = RecGOAT(10, 9, 8, 2, modalities, user_dim, gat_values="lm", graphs=("item", "user-user"))
+    out = model(graph, torch.arange(10), torch.arange(9))
+    terms = model.auxiliary_losses(out, torch.arange(10), torch.arange(9))
+    assert set(terms) == {"cmcl", "oat"}
+    sum(terms.values()).backward()
+    assert bool(model.project["text"].weight.grad.abs().sum() > 0) and bool(model.user_project.weight.grad.abs().sum() > 0)
+    assert model.item_embedding.weight.grad is None and model.user_embedding.weight.grad is None

@@ -1,0 +1,51 @@
+"""How much does each modality predict by itself? Test Recall@K of content-only and popularity rankers.
+
+A user's score for item i is the sum of cos(x_i, x_j) over the user's train items j, with the modality's
+centred features x from an embed artifact (the rows `recgoat embed` made, as RecGOAT reads them); popularity ranks by
+train count. Same full ranking and masking as ``evaluate``. A modality that ranks no better than popularity
+gives RecGOAT's content views little to add to the collaborative ones.
+
+    python3 benchmarks/content_signal.py --dataset-dir DATA/ml-100k --workdir RUNS [--k 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from by_user_activity import per_user_recall
+from scipy import sparse
+
+from recgoat_cli.artifacts.store import ArtifactStore
+from recgoat_cli.stages.common import split_csr
+from seeds_from_artifacts import dataset_from_numpy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset-dir", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--k", type=int, default=20)
+    options = parser.parse_args()
+    dataset = dataset_from_numpy(options.dataset_dir)
+    embed = ArtifactStore(options.workdir, dataset.name).get("embed")
+    truth, exclude = split_csr(dataset, "test"), split_csr(dataset, "train", "valid")
+    indptr, indices = split_csr(dataset, "train")
+    train = sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(dataset.n_users, dataset.n_items))
+    rankers = {"popularity": (np.ones((dataset.n_users, 1), np.float32), np.asarray(train.sum(axis=0)).T.astype(np.float32))}
+    for name in json.loads((embed.path / "modalities.json").read_text())["items"]:
+        path = embed.path / f"item_{name}.npy"
+        if path.is_file():
+            features = np.load(path, allow_pickle=False).astype(np.float32)
+            features -= features.mean(axis=0)  # centred, as RecGOAT's principal components are
+            features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+            rankers[f"content: {name}"] = (np.asarray(train @ features, dtype=np.float32), features)
+    print(f"| ranker | test Recall@{options.k} |\n|---|---|")
+    for name, (users, items) in rankers.items():
+        print(f"| {name} | {np.nanmean(per_user_recall(users, items, truth, exclude, options.k)):.4f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recgoat_cli.artifacts.store import ArtifactStore
 from recgoat_cli.eval.metrics import recall_at_k
-from recgoat_cli.stages.common import StageContext, split_csr
+from recgoat_cli.stages.common import split_csr
 from recgoat_cli.stages.train import load_embeddings
-from seeds_from_artifacts import dataset_from_numpy
+from seeds_from_artifacts import context_from_numpy
 
 
 def per_user_recall(users: np.ndarray, items: np.ndarray, truth, exclude, k: int) -> np.ndarray:
@@ -49,8 +48,8 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=4)
     parser.add_argument("--k", type=int, default=20)
     options = parser.parse_args()
-    dataset = dataset_from_numpy(options.dataset_dir)
-    ctx = StageContext(dataset=dataset, store=ArtifactStore(options.workdir, dataset.name))
+    ctx = context_from_numpy(options.dataset_dir, options.workdir)
+    dataset = ctx.dataset
     truth, exclude = split_csr(dataset, "test"), split_csr(dataset, "train", "valid")
     train_items = np.diff(split_csr(dataset, "train")[0])
     with_test = np.flatnonzero(np.diff(truth[0]) > 0)

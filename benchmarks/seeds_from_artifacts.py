@@ -42,6 +42,12 @@ def dataset_from_numpy(root: Path) -> Dataset:
     )
 
 
+def context_from_numpy(dataset_dir: Path, workdir: Path) -> StageContext:
+    """A stage context over ``dataset_dir`` (read with numpy) and the artifacts under ``workdir``."""
+    dataset = dataset_from_numpy(dataset_dir)
+    return StageContext(dataset=dataset, store=ArtifactStore(workdir, dataset.name))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset-dir", type=Path, required=True)
@@ -53,8 +59,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="RecGOAT train options, e.g. gat_values=id")
     options = parser.parse_args()
-    dataset = dataset_from_numpy(options.dataset_dir)
-    ctx = StageContext(dataset=dataset, store=ArtifactStore(options.workdir, dataset.name))
+    ctx = context_from_numpy(options.dataset_dir, options.workdir)
+    dataset = ctx.dataset
     graph = ctx.store.get("build-graph")
     rows = []
     for model in options.models:

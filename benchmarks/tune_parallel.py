@@ -42,16 +42,13 @@ def run_one(spec: dict) -> dict:
     """One train (+ test evaluation) in this process; the dict that becomes a runs.jsonl line."""
     import torch
 
-    from recgoat_cli.artifacts.store import ArtifactStore
     from recgoat_cli.config import EvalConfig, TrainConfig
-    from recgoat_cli.stages.common import StageContext
     from recgoat_cli.stages.evaluate import run_evaluate
     from recgoat_cli.stages.train import run_train
-    from seeds_from_artifacts import dataset_from_numpy
+    from seeds_from_artifacts import context_from_numpy
 
     torch.set_num_threads(1)
-    dataset = dataset_from_numpy(Path(spec["dataset_dir"]))
-    ctx = StageContext(dataset=dataset, store=ArtifactStore(Path(spec["workdir"]), dataset.name))
+    ctx = context_from_numpy(Path(spec["dataset_dir"]), Path(spec["workdir"]))
     config = TrainConfig(**spec["config"])
     start = time.perf_counter()
     trained, cached = run_train(ctx, config, ctx.store.get("build-graph"))
@@ -98,7 +95,8 @@ class Study:
 
 
 def semantic(config) -> dict:
-    return config.model_dump(exclude={"non_semantic", "device", "kernels"})
+    """The options that make a train artifact's id (the slot's device is added per run)."""
+    return config.model_dump(exclude={"non_semantic", *config.non_semantic})
 
 
 def build_studies(plan: dict, data_root: Path, epochs: int | None) -> list[Study]:
@@ -249,7 +247,7 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.pstdev(values):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
 
-def write_reports(out: Path, studies: list[Study], seeds: list[int]) -> None:
+def write_reports(out: Path, studies: list[Study]) -> None:
     from recgoat_cli.stages.tune import grid_text
 
     with open(out / "trials.csv", "w", newline="") as handle:
@@ -323,11 +321,11 @@ def main() -> None:
     try:
         scheduler.loop()
     finally:
-        write_reports(options.out, studies, plan["seeds"])
+        write_reports(options.out, studies)
         write_seed_tables(options.out, studies, options.out / "runs.jsonl")
         with tarfile.open(options.out / "logs.tar.gz", "w:gz") as archive:
             archive.add(scheduler.logs, arcname="logs")
-        scheduler.say(f"ended; unfinished: {sum(r.status in ('queued', 'unfinished') for r in scheduler.queue)} queued")
+        scheduler.say(f"ended; {len(scheduler.queue)} runs never started")
 
 
 if __name__ == "__main__":

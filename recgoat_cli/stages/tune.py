@@ -76,8 +76,8 @@ def grid_text(value) -> str:
     return GRAPH_JOIN.join(value) if isinstance(value, (tuple, list)) else str(value)
 
 
-def _train_trial(dataset_root: str, workdir: str, config: dict, graph_id: str, threads: int) -> tuple[str, bool]:
-    """One trial in a worker process: the artifact id of ``config`` and whether it was already cached."""
+def _train_trial(dataset_root: str, workdir: str, config: dict, graph_id: str, threads: int) -> bool:
+    """One trial in a worker process; whether its artifact was already cached."""
     import torch
 
     from recgoat_cli.stages.common import open_context
@@ -85,8 +85,7 @@ def _train_trial(dataset_root: str, workdir: str, config: dict, graph_id: str, t
 
     torch.set_num_threads(threads)
     ctx = open_context(dataset_root, workdir)
-    trained, cached = run_train(ctx, TrainConfig(**config), ctx.store.get("build-graph", graph_id))
-    return trained.id, cached
+    return run_train(ctx, TrainConfig(**config), ctx.store.get("build-graph", graph_id))[1]
 
 
 def train_in_parallel(ctx: StageContext, configs: list[TrainConfig], graph: Artifact, jobs: int, log=lambda message: None) -> dict[int, bool]:
@@ -101,7 +100,7 @@ def train_in_parallel(ctx: StageContext, configs: list[TrainConfig], graph: Arti
         futures = {pool.submit(_train_trial, str(ctx.dataset.root), str(ctx.store.workdir), config.model_dump(exclude={"non_semantic"}), graph.id, threads): index
                    for index, config in enumerate(configs)}
         for future in concurrent.futures.as_completed(futures):
-            _, cached[futures[future]] = future.result()
+            cached[futures[future]] = future.result()
             log(f"trained {len(cached)}/{len(configs)} trials ({jobs} at a time)")
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)

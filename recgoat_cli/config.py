@@ -87,7 +87,7 @@ class TrainConfig(StageConfig):
     ot_reg: float = Field(0.1, gt=0, description="entropic regularisation on the mean-normalised cost")
     ot_iters: int = Field(100, ge=1)
     ot_batch: int = Field(128, ge=2, description="items per transport problem")
-    fusion: Literal["oat", "concat", "sum"] = "oat"
+    fusion: Literal["oat", "concat", "sum", "residual"] = "oat"
     lm_dim: int = Field(64, ge=0, description="principal components kept of each frozen LM representation (0: all)")
     kernels: Literal["auto", "native", "torch_scatter"] = "auto"
     device: str = "auto"

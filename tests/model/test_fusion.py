@@ -1,4 +1,5 @@
-"""Tests for recgoat_cli/model/fusion.py: adaptive softmax weights (scaled by the view count), concat, plain sum."""
+"""Tests for recgoat_cli/model/fusion.py: adaptive softmax weights (scaled by the view count), concat, plain sum,
+residual (ID view plus learned coefficients)."""
 
 import pytest
 import torch
@@ -59,6 +60,32 @@ def test_sum_is_the_sum_and_accepts_a_stacked_tensor(n_views):
     torch.testing.assert_close(fusion(torch.stack(inputs)), torch.stack(inputs).sum(0))
     assert list(fusion.parameters()) == []
     torch.testing.assert_close(fusion.weights(), torch.full((n_views,), 1.0 / n_views))
+
+
+@pytest.mark.parametrize("n_views", [1, 2, 4])
+def test_residual_starts_equal_to_the_plain_sum(n_views):
+    inputs = views(n_views, 5, 3)
+    fusion = AdaptiveFusion(3, n_views, mode="residual")
+    torch.testing.assert_close(fusion(inputs), torch.stack(inputs).sum(0))
+    torch.testing.assert_close(fusion.weights(), torch.ones(n_views))
+
+
+def test_residual_hand_computed_and_id_view_keeps_weight_one():
+    fusion = AdaptiveFusion(1, 3, mode="residual")
+    with torch.no_grad():
+        fusion.coefficients.copy_(torch.tensor([0.5, -2.0]))
+    out = fusion([torch.tensor([[4.0]]), torch.tensor([[8.0]]), torch.tensor([[1.0]])])
+    torch.testing.assert_close(out, torch.tensor([[6.0]]))  # 4 + 0.5 * 8 - 2 * 1
+    torch.testing.assert_close(fusion.weights(), torch.tensor([1.0, 0.5, -2.0]))
+    with torch.no_grad():
+        fusion.coefficients.zero_()
+    inputs = views(3, 4, 1)
+    torch.testing.assert_close(fusion(inputs), inputs[0])  # other views off: exactly the ID view, at its scale
+    out = fusion(inputs)
+    out.sum().backward()
+    torch.testing.assert_close(fusion.coefficients.grad, torch.stack([inputs[1].sum(), inputs[2].sum()]))
+    fusion.reset_parameters()
+    torch.testing.assert_close(fusion.coefficients, torch.ones(2))
 
 
 def test_validation_reset_and_repr():

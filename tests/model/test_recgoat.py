@@ -83,6 +83,7 @@ def test_losses_are_finite_and_reach_every_part():
         {"gat_layers": 0},
         {"fusion": "concat"},
         {"fusion": "sum"},
+        {"fusion": "residual"},
         {"cmcl": False, "oat": False},
     ],
 )
@@ -102,6 +103,23 @@ def test_no_modalities_is_lightgcn_with_fusion_of_one_view():
     out = model(graph)
     assert model.item_views == ["id"] and model.user_views == ["id"]
     assert torch.allclose(out.items, out.views["item:id"])
+
+
+def test_residual_fusion_with_the_other_views_off_scores_like_its_lightgcn_backbone():
+    from recgoat_cli.model.lightgcn import LightGCN
+
+    graph, modalities, user_dim = toy_graph(9, 8)
+    torch.manual_seed(0)
+    model = RecGOAT(9, 8, 4, 2, modalities, user_dim, fusion="residual", gat_values="id").eval()
+    backbone = LightGCN(9, 8, 4, 2).eval()
+    backbone.user_embedding.weight.data.copy_(model.user_embedding.weight.data)
+    backbone.item_embedding.weight.data.copy_(model.item_embedding.weight.data)
+    with torch.no_grad():
+        model.item_fusion.coefficients.zero_()
+        model.user_fusion.coefficients.zero_()
+    out, expected = model(graph), backbone(graph)
+    torch.testing.assert_close(out.users @ out.items.T, expected.users @ expected.items.T)
+    assert model.fusion_weights()["item"] == {"id": 1.0, "text": 0.0, "image": 0.0}
 
 
 @pytest.mark.parametrize("weighted", [True, False])

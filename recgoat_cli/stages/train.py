@@ -133,9 +133,21 @@ def upstream_embed_of(ctx: StageContext, config: TrainConfig, graph: Artifact) -
     return ctx.store.get("embed", embed_id)
 
 
+def result_revision(config: TrainConfig) -> int:
+    """The revision of the code path that ``config`` trains with; part of the artifact id when above 1.
+
+    Bumped for the configurations whose results a code change alters, so that an artifact trained before the
+    change is never found cached for the new code; the other configurations keep their ids (and caches).
+    History: 2 -- with ``--gat-values lm`` the ID view became CMCL's and OAT's stop-gradient target (deviation 13
+    of docs/method.md); ``id``, LightGCN and MF results did not change.
+    """
+    return 2 if config.model == "recgoat" and config.gat_values == "lm" else 1
+
+
 def train_artifact_id(ctx: StageContext, config: TrainConfig, graph: Artifact, embed: Artifact | None, world_size: int = 1) -> str:
     upstream = [graph.id] + ([embed.id] if embed is not None else [])
-    semantic = config.semantic_dump() | ({"world_size": world_size} if world_size > 1 else {})
+    revision = result_revision(config)
+    semantic = config.semantic_dump() | ({"revision": revision} if revision > 1 else {}) | ({"world_size": world_size} if world_size > 1 else {})
     return compute_artifact_id(STAGE, semantic, upstream, ctx.dataset.input_hashes())
 
 

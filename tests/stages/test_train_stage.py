@@ -62,6 +62,21 @@ def test_cache_hit_and_new_id_for_new_config(tiny, tmp_path):
     assert not cached and other.id != first.id
 
 
+def test_a_result_changing_revision_changes_only_the_affected_ids(tiny, tmp_path):
+    from recgoat_cli.artifacts.manifest import compute_artifact_id
+    from recgoat_cli.stages.train import STAGE, result_revision, train_artifact_id
+
+    ctx, graph, config = _train(tiny, tmp_path / "w")
+
+    def plain_id(cfg):  # the id before revisions existed
+        return compute_artifact_id(STAGE, cfg.semantic_dump(), [graph.id], ctx.dataset.input_hashes())
+
+    lm = config.model_copy(update={"model": "recgoat", "gat_values": "lm"})
+    assert result_revision(lm) == 2 and train_artifact_id(ctx, lm, graph, None) != plain_id(lm)
+    for unchanged in (config, config.model_copy(update={"model": "recgoat", "gat_values": "id"})):
+        assert result_revision(unchanged) == 1 and train_artifact_id(ctx, unchanged, graph, None) == plain_id(unchanged)
+
+
 def test_training_never_reads_the_test_split(tiny, tmp_path, monkeypatch):
     ctx, graph, config = _train(tiny, tmp_path / "w")
     original = ctx.dataset.split

@@ -16,8 +16,8 @@ Three modes, for views :math:`h_1..h_V` (view 0 is the ID view by convention, th
   initialisation). Where the other views carry nothing the model wants, the :math:`a_v` fall towards 0 and
   :math:`z` becomes the ID view itself, at its own scale: the model is then its collaborative backbone with
   the backbone's learning rate and L2 meaning what they mean for LightGCN. Under ``"oat"`` the same situation
-  ends with :math:`z \approx V h_1`, whose scores are :math:`V^2` times larger: a LightGCN trained at
-  :math:`V^2` times the learning rate with :math:`1/V^2` of the L2 (measured on ml-100k, ``docs/results.md``).
+  ends with :math:`z \approx V h_1`: for Adam, whose steps do not grow with the gradient, that is roughly a
+  LightGCN at :math:`V` times the learning rate and :math:`1/V^2` of the L2 (``docs/results.md``, ml-100k).
 """
 
 from __future__ import annotations

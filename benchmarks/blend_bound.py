@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from by_user_activity import per_user_recall_of_scores
 from scipy import sparse
 
-from recgoat_cli.eval.metrics import recall_at_k
 from recgoat_cli.stages.common import split_csr
 from recgoat_cli.stages.train import load_embeddings
 from seeds_from_artifacts import context_from_numpy
@@ -36,17 +36,7 @@ ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 def mean_recall(scores: np.ndarray, truth, exclude, k: int) -> float:
     """Mean Recall@k over users with at least one ``truth`` item; ``exclude`` items are never ranked."""
-    scores = torch.from_numpy(scores.copy())
-    indptr, indices = exclude
-    scores[np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)), indices] = -torch.inf
-    top = torch.topk(scores, k, dim=1).indices.numpy()
-    t_indptr, t_indices = truth
-    relevant = np.zeros(scores.shape, dtype=bool)
-    relevant[np.repeat(np.arange(len(t_indptr) - 1), np.diff(t_indptr)), t_indices] = True
-    hits = torch.from_numpy(np.take_along_axis(relevant, top, axis=1))
-    n_relevant = np.diff(t_indptr)
-    recall = recall_at_k(hits, torch.from_numpy(n_relevant), k).numpy()
-    return float(recall[n_relevant > 0].mean())
+    return float(np.nanmean(per_user_recall_of_scores(torch.from_numpy(scores.copy()), truth, exclude, k)))
 
 
 def standardise(scores: np.ndarray) -> np.ndarray:

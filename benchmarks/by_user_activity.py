@@ -25,7 +25,11 @@ from seeds_from_artifacts import context_from_numpy
 
 def per_user_recall(users: np.ndarray, items: np.ndarray, truth, exclude, k: int) -> np.ndarray:
     """Recall@k of every user (NaN for users without test items)."""
-    scores = torch.from_numpy(users) @ torch.from_numpy(items).T
+    return per_user_recall_of_scores(torch.from_numpy(users) @ torch.from_numpy(items).T, truth, exclude, k)
+
+
+def per_user_recall_of_scores(scores: torch.Tensor, truth, exclude, k: int) -> np.ndarray:
+    """Recall@k of every user from a full score matrix [U, I] (changed in place: ``exclude`` items get -inf)."""
     indptr, indices = exclude
     rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     scores[rows, indices] = -torch.inf

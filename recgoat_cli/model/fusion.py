@@ -1,6 +1,6 @@
 r"""Fusion of the ID representation with the (OT-aligned) modality representations of the same rows.
 
-Three modes, for views :math:`h_1..h_V` (view 0 is the ID view by convention, the rest modalities):
+Four modes, for views :math:`h_1..h_V` (view 0 is the ID view by convention, the rest modalities):
 
 * ``"oat"`` (adaptive weights): :math:`z = V \sum_v \operatorname{softmax}(w)_v\, h_v`, with a learnable
   logit vector :math:`w \in \mathbb{R}^V` initialised to zeros, i.e. uniform weights: no view is favoured

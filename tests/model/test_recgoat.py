@@ -65,10 +65,8 @@ def test_losses_are_finite_and_reach_every_part():
     assert set(terms) == {"cmcl", "oat"}
     assert all(torch.isfinite(t) and t > 0 for t in terms.values())
     (out.users.sum() + out.items.sum() + sum(terms.values())).backward()
-    for name in ("project.text.weight", "item_gat.image.last.lin_src.weight", "user_item_gat.last.lin_src.weight", "user_project.weight", "item_fusion.logits"):
-        param = dict(model.named_parameters()).get(name)
-        if param is None:
-            continue
+    for name in ("project.text.weight", "item_gat.image.last.lin_src.weight", "user_item_gat.last.lin_src.weight", "user_project.weight", "item_fusion.weight_logits"):
+        param = dict(model.named_parameters())[name]
         assert param.grad is not None and bool(param.grad.abs().sum() > 0), name
     weights = model.fusion_weights()
     assert abs(sum(weights["item"].values()) - 1) < 1e-6 and set(weights["user"]) == {"id", "items", "lm"}

@@ -18,13 +18,13 @@ too: it is an optimistic bound (selected on test), reported only to say how much
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
 from by_user_activity import per_user_recall_of_scores
+from content_signal import centred_item_features, train_matrix
 from scipy import sparse
 
 from recgoat_cli.stages.common import split_csr
@@ -46,15 +46,10 @@ def standardise(scores: np.ndarray) -> np.ndarray:
 
 def second_rankers(ctx, train: sparse.csr_matrix) -> dict[str, np.ndarray]:
     """Standardised score matrices [U, I] of the content rankers (one per item modality) and ItemKNN."""
-    rankers = {}
-    embed = ctx.store.get("embed")
-    for name in json.loads((embed.path / "modalities.json").read_text())["items"]:
-        path = embed.path / f"item_{name}.npy"
-        if path.is_file():
-            features = np.load(path, allow_pickle=False).astype(np.float32)
-            features -= features.mean(axis=0)
-            features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-            rankers[f"content: {name}"] = standardise(np.asarray(train @ (features @ features.T), dtype=np.float32))
+    rankers = {
+        f"content: {name}": standardise(np.asarray(train @ (features @ features.T), dtype=np.float32))
+        for name, features in centred_item_features(ctx.store.get("embed")).items()
+    }
     columns = train.T.tocsr().astype(np.float32)
     norms = np.sqrt(np.asarray(columns.multiply(columns).sum(axis=1))).ravel()
     similarity = (columns @ columns.T).toarray() / np.maximum(np.outer(norms, norms), 1e-12)
@@ -72,11 +67,14 @@ def main() -> None:
     options = parser.parse_args()
     ctx = context_from_numpy(options.dataset_dir, options.workdir)
     dataset = ctx.dataset
-    indptr, indices = split_csr(dataset, "train")
-    train = sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(dataset.n_users, dataset.n_items))
+    train = train_matrix(dataset)
     valid, test = split_csr(dataset, "valid"), split_csr(dataset, "test")
-    seen_train, seen_train_valid = (indptr, indices), split_csr(dataset, "train", "valid")
+    seen_train, seen_train_valid = split_csr(dataset, "train"), split_csr(dataset, "train", "valid")
     others = second_rankers(ctx, train)
+    models = []  # each run's standardised scores, loaded once for every second ranker
+    for artifact_id in options.runs:
+        users, items = load_embeddings(ctx.store.get("train", artifact_id))
+        models.append(standardise(users @ items.T))
     k = options.k
     print(f"| second ranker | alone: test R@{k} | model alone: test R@{k} | blend, alpha chosen on valid: test R@{k} "
           f"(alphas) | best alpha on test (optimistic) |")
@@ -84,9 +82,7 @@ def main() -> None:
     for name, other in others.items():
         alone = mean_recall(other, test, seen_train_valid, k)
         base, chosen, oracle, alphas = [], [], [], []
-        for artifact_id in options.runs:
-            users, items = load_embeddings(ctx.store.get("train", artifact_id))
-            model = standardise(users @ items.T)
+        for model in models:
             blends = {a: model + a * other for a in ALPHAS}
             on_valid = {a: mean_recall(s, valid, seen_train, k) for a, s in blends.items()}
             on_test = {a: mean_recall(s, test, seen_train_valid, k) for a, s in blends.items()}

@@ -18,9 +18,28 @@ import numpy as np
 from by_user_activity import per_user_recall
 from scipy import sparse
 
-from recgoat_cli.artifacts.store import ArtifactStore
 from recgoat_cli.stages.common import split_csr
-from seeds_from_artifacts import dataset_from_numpy
+from seeds_from_artifacts import context_from_numpy
+
+
+def train_matrix(dataset) -> sparse.csr_matrix:
+    """The train interactions as a binary [U, I] matrix."""
+    indptr, indices = split_csr(dataset, "train")
+    return sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(dataset.n_users, dataset.n_items))
+
+
+def centred_item_features(embed) -> dict[str, np.ndarray]:
+    """Each item modality's rows of an embed artifact, centred (as RecGOAT's principal components are) and
+    L2-normalised, so that dot products are centred cosines."""
+    features = {}
+    for name in json.loads((embed.path / "modalities.json").read_text())["items"]:
+        path = embed.path / f"item_{name}.npy"
+        if path.is_file():
+            rows = np.load(path, allow_pickle=False).astype(np.float32)
+            rows -= rows.mean(axis=0)
+            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+            features[name] = rows
+    return features
 
 
 def main() -> None:
@@ -29,19 +48,13 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--k", type=int, default=20)
     options = parser.parse_args()
-    dataset = dataset_from_numpy(options.dataset_dir)
-    embed = ArtifactStore(options.workdir, dataset.name).get("embed")
+    ctx = context_from_numpy(options.dataset_dir, options.workdir)
+    dataset = ctx.dataset
     truth, exclude = split_csr(dataset, "test"), split_csr(dataset, "train", "valid")
-    indptr, indices = split_csr(dataset, "train")
-    train = sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(dataset.n_users, dataset.n_items))
+    train = train_matrix(dataset)
     rankers = {"popularity": (np.ones((dataset.n_users, 1), np.float32), np.asarray(train.sum(axis=0)).T.astype(np.float32))}
-    for name in json.loads((embed.path / "modalities.json").read_text())["items"]:
-        path = embed.path / f"item_{name}.npy"
-        if path.is_file():
-            features = np.load(path, allow_pickle=False).astype(np.float32)
-            features -= features.mean(axis=0)  # centred, as RecGOAT's principal components are
-            features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-            rankers[f"content: {name}"] = (np.asarray(train @ features, dtype=np.float32), features)
+    for name, features in centred_item_features(ctx.store.get("embed")).items():
+        rankers[f"content: {name}"] = (np.asarray(train @ features, dtype=np.float32), features)
     print(f"| ranker | test Recall@{options.k} |\n|---|---|")
     for name, (users, items) in rankers.items():
         print(f"| {name} | {np.nanmean(per_user_recall(users, items, truth, exclude, options.k)):.4f} |")

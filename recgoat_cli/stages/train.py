@@ -49,6 +49,8 @@ def model_args(config: TrainConfig, n_users: int, n_items: int, embed: Artifact 
             cmcl=config.cmcl, lambda_cmcl=config.lambda_cmcl, temperature=config.temperature, cmcl_rows=config.cmcl_rows,
             oat=config.oat, lambda_oat=config.lambda_oat, ot_reg=config.ot_reg, ot_iters=config.ot_iters,
             ot_batch=config.ot_batch, fusion=config.fusion, backend=config.kernels,
+            item_branch=config.item_branch, cmcl_form=config.cmcl_form, cmcl_view_weight=config.cmcl_view_weight,
+            map_scale=config.map_scale, map_reg=config.map_reg, map_iters=config.map_iters, map_plan=config.map_plan,
         )
     return args
 

@@ -176,7 +176,11 @@ def fit(
                 }
                 user_ego, item_ego = model.ego_embeddings()
                 terms["l2"] = settings.reg * l2_penalty(user_ego[u], item_ego[i], item_ego[j])
-                terms.update(model.auxiliary_losses(out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows)))
+                terms.update(
+                    model.auxiliary_losses(
+                        out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows), triples=(user_rows, pos_rows, neg_rows)
+                    )
+                )
                 loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             (loss * (share * world) if world > 1 else loss).backward()

@@ -43,13 +43,16 @@ def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, symmetr
     positive = F.normalize(positive, dim=-1)
     logits = anchor @ positive.transpose(-1, -2) / temperature  # [..., N, N]; the diagonal holds the positive pairs
     rows = logits.size(-1)
-    targets = torch.arange(rows, device=anchor.device).expand(logits.shape[:-1])
-    # cross_entropy takes the classes in dim 1: [P, N, N] -> classes of row k are logits[p, k, :]
     flat = logits.reshape(-1, rows, rows)
-    loss = F.cross_entropy(flat.transpose(1, 2), targets.reshape(-1, rows), reduction="none").mean(-1)
+    problems = flat.size(0)
+    targets = torch.arange(rows, device=anchor.device).repeat(problems)
+    # anchor -> positive: row k's classes are logits[p, k, :], one contiguous row of a [P * N, N] matrix (a
+    # log-softmax over a strided dimension is many times slower on a CPU)
+    loss = F.cross_entropy(flat.reshape(-1, rows), targets, reduction="none").view(problems, rows).mean(-1)
     if symmetric:
         # positive -> anchor: the columns of the same logits, again a log-sum-exp minus the diagonal
-        loss = 0.5 * (loss + F.cross_entropy(flat, targets.reshape(-1, rows), reduction="none").mean(-1))
+        columns = flat.transpose(1, 2).reshape(-1, rows)
+        loss = 0.5 * (loss + F.cross_entropy(columns, targets, reduction="none").view(problems, rows).mean(-1))
     return loss.reshape(logits.shape[:-2])
 
 

@@ -454,7 +454,10 @@ class RecGOAT(Recommender):
         if self.cmcl and self.lambda_cmcl > 0 and self.cmcl_form == "reference":
             if triples is None:
                 raise ValueError("the reference CMCL needs the batch's triples")
-            user_rows, pos_rows, neg_rows = triples
+            # cmcl_rows of the batch's triples, each InfoNCE over them (the reference takes the whole batch: B^2 logits
+            # per term, 7 terms with two modalities, which alone costs several LightGCN steps on a CPU)
+            sample = torch.randperm(triples[0].numel(), device=triples[0].device)[: self.cmcl_rows]
+            user_rows, pos_rows, neg_rows = (rows.index_select(0, sample) for rows in triples)
             item_views = [out.views["item:id"]] + [out.views[f"item:{m}"] for m in modal]
             terms["cmcl"] = self.lambda_cmcl * reference_cmcl(
                 out.users.index_select(0, user_rows), out.items.index_select(0, pos_rows),

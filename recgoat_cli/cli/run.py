@@ -121,6 +121,7 @@ def run(
     is given; an ID-only dataset goes straight to build-graph (and needs --model mf or lightgcn).
     """
     from recgoat_cli.config import EvalConfig, ExportConfig, GraphConfig
+    from recgoat_cli.limits import check_pipeline
     from recgoat_cli.stages.build_graph import run_build_graph
     from recgoat_cli.stages.embed import run_embed
     from recgoat_cli.stages.evaluate import run_evaluate
@@ -131,11 +132,14 @@ def run(
     ctx = context(dataset, workdir, data_root, force=force, out=output)
     embedded = None
     data = ctx.dataset
-    if data.item_table is not None or data.image_dir is not None or data.feature_files or feature:
+    embeds = data.item_table is not None or data.image_dir is not None or bool(data.feature_files or feature)
+    gconfig = GraphConfig(knn_k=knn_k, user_knn_k=user_knn_k)
+    check_pipeline(data, train_config(locals()), gconfig, ks=k or (10, 20), top_k=top_k, has_embed=embeds)  # before any stage writes
+    if embeds:
         econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device, skip_unreadable_images)
         embedded, cached = run_embed(ctx, econfig, log=output.info)
         output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))
-    graph, cached = run_build_graph(ctx, GraphConfig(knn_k=knn_k, user_knn_k=user_knn_k), embedded)
+    graph, cached = run_build_graph(ctx, gconfig, embedded)
     output.info(f"build-graph {graph.id}{' (cached)' if cached else ''}")
     config = train_config(locals())
     trained, cached = run_train(ctx, config, graph, log=output.info)

@@ -31,6 +31,7 @@ from safetensors import SafetensorError
 
 from recgoat_cli.artifacts.manifest import sha256_file
 from recgoat_cli.errors import UserError
+from recgoat_cli.limits import image_too_large
 
 if TYPE_CHECKING:
     import torch
@@ -56,10 +57,24 @@ def read_rgb_image(path: str | os.PathLike[str] | None) -> tuple[Image.Image | N
         return None, f"empty file (0 bytes): {path}"
     try:
         with Image.open(path) as opened:
+            # the header's size, checked before the decode allocates width x height pixels
+            if (too_large := image_too_large(opened.size)) is not None:
+                return None, f"unreadable image {path}: {too_large}"
             opened.load()
             return opened.convert("RGB"), ""
     except IMAGE_READ_ERRORS as err:
         return None, f"unreadable image {path}: {type(err).__name__}: {err}"
+
+
+def oversized_image(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is refused for its declared pixel count (read from the header only), or None."""
+    try:
+        with Image.open(path) as opened:
+            return image_too_large(opened.size)
+    except Image.DecompressionBombError as err:  # Pillow refuses twice its limit already when opening
+        return str(err).rstrip(".")
+    except IMAGE_READ_ERRORS:
+        return None
 
 
 def _is_weights_path(weights: str) -> bool:

@@ -294,7 +294,11 @@ def refuse_unreadable_images(paths: list[Path | None], bad: list[int], skip: boo
     if not unreadable or skip:
         return
     path = paths[unreadable[0]]
+    from recgoat_cli.encoders.image import oversized_image
+
     what = "is empty (0 bytes)" if path.stat().st_size == 0 else "cannot be decoded as an image (truncated or not an image)"
+    if (too_large := oversized_image(path)) is not None:
+        what = f"is refused before decoding: {too_large}"
     raise UserError(
         f"{path} {what}, and {len(unreadable) - 1} more image files are unreadable; replace or delete them (an item "
         "without an image file gets the mean image row), or pass --skip-unreadable-images to fill them the same way."

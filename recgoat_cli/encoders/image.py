@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import contextlib
 import logging
 import pickle  # only for its exception type: torch.load(weights_only=True) raises it
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 OPEN_CLIP_URL_CACHE = "~/.cache/clip"  # where open_clip stores weights it fetched by URL (not via the hub)
 IMAGE_READ_ERRORS = (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError)
+# Pillow only warns when an image declares more than MAX_IMAGE_PIXELS (it refuses twice that); read_rgb_image refuses
+# such an image itself, with its name, before decoding, so the warning would only repeat it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def read_rgb_image(path: str | os.PathLike[str] | None) -> tuple[Image.Image | None, str]:

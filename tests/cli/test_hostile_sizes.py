@@ -1,0 +1,81 @@
+"""Hostile sizes in real processes: ``recgoat run`` on an interaction file with a user id of 10^12 exits 2 with one
+sentence and stays under 200 MB of memory (the child's own peak RSS, from ``os.wait4``), where it used to try to
+allocate 931 GiB; the flags whose values multiply into allocations are refused the same way."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT  # tests/ is on sys.path under pytest
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "bad"
+ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+PEAK_LIMIT_MB = 200
+
+
+def run_measured(args: list[str], cwd: Path) -> tuple[int, str, float]:
+    """Run ``recgoat *args``; its exit code, stderr and peak resident memory in MB.
+
+    ``os.wait4`` gives this child's own rusage, so the peak is not mixed with other subprocesses of the test
+    session (``getrusage(RUSAGE_CHILDREN)`` reports the largest child so far).
+    """
+    process = subprocess.Popen([sys.executable, "-m", "recgoat_cli", *args], cwd=cwd, env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, stderr, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def assert_one_sentence(stderr: str, words: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith("."), stderr
+    assert words in lines[0] and "Traceback" not in stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss is in KiB on Linux only")
+def test_run_on_a_user_id_of_10_to_the_12_exits_2_under_200_mb(tmp_path):
+    workdir = tmp_path / "runs"
+
+    code, stderr, peak_mb = run_measured(["run", "--dataset", str(FIXTURES / "hostile-user-id"), "--workdir", str(workdir), "--device", "cpu"], tmp_path)
+
+    assert code == 2
+    assert_one_sentence(stderr, "column userID skips id 6 and has id 1000000000000")
+    assert not workdir.exists()
+    # measured 105 MB here (Python, numpy, polars, pydantic); importing torch alone costs ~780 MB, so the
+    # refusal must come before anything imports it
+    assert peak_mb < PEAK_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["train", "--dim", "2000000000", "--val-metric", "recall@2"], "--dim 2000000000 needs about"),
+        (["evaluate", "--k", "4000000000000"], "--k 4000000000000 is larger than the catalogue (5 items)"),
+    ],
+    ids=["dim", "k"],
+)
+def test_flags_that_multiply_into_huge_allocations_exit_2_before_allocating(tmp_path, args, words):
+    """The issue's own commands, in a real process whose memory is measured: refused, not attempted."""
+    good = tmp_path / "good"  # 6 users x 5 items, 3 train + 1 valid + 1 test each
+    good.mkdir()
+    rows = [f"{u}\t{(u + o) % 5}\t{label}" for u in range(6) for o, label in zip(range(5), (0, 0, 0, 1, 2))]
+    (good / "good.inter").write_text("userID\titemID\tx_label\n" + "\n".join(rows) + "\n")
+    workdir = tmp_path / "runs"
+    common = ["--dataset", str(good), "--workdir", str(workdir), "--device", "cpu"]
+    for stage in (["build-graph"], ["train", "--model", "mf", "--epochs", "1", "--dim", "4", "--val-metric", "recall@2"]):
+        assert subprocess.run([sys.executable, "-m", "recgoat_cli", stage[0], *common[:4], *stage[1:], "-q"],
+                              env=ENV, cwd=tmp_path, capture_output=True).returncode == 0
+    before = sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*"))
+
+    code, stderr, peak_mb = run_measured([args[0], *common, *args[1:]], tmp_path)
+
+    assert code == 2
+    assert_one_sentence(stderr, words)
+    assert sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*")) == before
+    assert peak_mb < 2048, f"peak RSS {peak_mb:.0f} MB"  # torch is imported here; nothing of the asked size was taken

@@ -13,6 +13,7 @@ that are off by orders of magnitude, not to squeeze the last gigabyte.
 from __future__ import annotations
 
 import os
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +236,7 @@ def read_npy_header(path: Path, label: str) -> tuple[tuple[int, ...], bool, np.d
             else:  # 2.0 and 3.0 share the 4-byte header length; 3.0 only allows UTF-8 field names
                 shape, fortran, dtype = npy_format.read_array_header_2_0(handle)
             return tuple(int(s) for s in shape), bool(fortran), dtype, handle.tell()
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as err:
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as err:  # numpy parses old headers with tokenize
         reason = " ".join(str(err).split())[:160].rstrip(".")
         raise UserError(f"{label} is not a readable .npy array ({reason}); save it with numpy.save.") from None
 

@@ -114,6 +114,19 @@ def check_export(top_k: int, n_users: int, n_items: int, device=None) -> None:
     require_memory(ranking_memory("--top-k", top_k, n_users, EXPORTED_ENTRY_BYTES), f"to export lists for {n_users} users", device)
 
 
+# ---- encoders ---------------------------------------------------------------------------------------------------
+
+#: rough peak bytes per row of an encoder batch: a CLIP image tensor (3 x 224 x 224 float32, 0.6 MiB) and a
+#: base-size transformer's activations over it, or over a few hundred text tokens
+ENCODER_ROW_BYTES = 4 * 2**20
+
+
+def check_encoder_batch(batch_size: int, n_rows: int) -> None:
+    """``recgoat embed --batch-size``: a batch holds at most ``n_rows`` rows, and they must fit in free memory."""
+    rows = min(batch_size, n_rows)
+    require_memory({f"--batch-size {batch_size}": rows * ENCODER_ROW_BYTES}, f"to encode {rows} rows per batch")
+
+
 # ---- training ---------------------------------------------------------------------------------------------------
 
 

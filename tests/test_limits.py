@@ -129,3 +129,9 @@ def test_images_are_refused_by_their_declared_pixels():
     assert limits.image_too_large((10_000, 10_000)) == (
         "it declares 10000 x 10000 pixels (286.1 MiB as RGB), more than the 89478485 pixels an image may have"
     )
+
+
+def test_an_encoder_batch_is_never_larger_than_the_rows():
+    limits.check_encoder_batch(10**15, 30)  # 30 rows at most: 120 MiB
+    with pytest.raises(UserError, match=r"^--batch-size 1000000000000000 needs about 3\.6 EiB to encode 1000000000000 rows per batch"):
+        limits.check_encoder_batch(10**15, 10**12)

@@ -31,6 +31,7 @@ from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import EmbedConfig
 from recgoat_cli.data.dataset import IMAGE_SUFFIXES, Dataset, first_malformed_line
 from recgoat_cli.errors import UserError
+from recgoat_cli.limits import check_encoder_batch
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 
 STAGE = "embed"
@@ -171,6 +172,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     device = str(resolve_device(config.device))
+    check_encoder_batch(config.batch_size, max(dataset.n_items, dataset.n_users))
     if config.user_mode == "profile":
         require_train_items_for_profiles(dataset)
     modalities: dict[str, np.ndarray] = {}

@@ -90,8 +90,8 @@ def load_feature_file(path: str | Path, n_items: int, name: str) -> np.ndarray:
         array = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as err:
         raise UserError(f"{label} is not a readable .npy array ({err}); save it with numpy.save.") from err
-    with np.errstate(over="ignore"):
-        features = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # a copy even when the file is float32 already: nothing keeps the file mapped
+        features = np.array(array, dtype=np.float32, order="C", copy=True)
     finite_rows = np.isfinite(features).all(axis=1)
     if not finite_rows.all():
         first_bad = int(np.flatnonzero(~finite_rows)[0])

@@ -5,6 +5,7 @@ allocate 931 GiB; the flags whose values multiply into allocations are refused t
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,22 @@ def test_run_on_a_user_id_of_10_to_the_12_exits_2_under_200_mb(tmp_path):
     assert peak_mb < PEAK_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A 6 users x 5 items dataset (3 train + 1 valid + 1 test each) and a workdir with its graph and an MF model."""
+    root = tmp_path_factory.mktemp("hostile")
+    good = root / "good"
+    good.mkdir()
+    rows = [f"{u}\t{(u + o) % 5}\t{label}" for u in range(6) for o, label in zip(range(5), (0, 0, 0, 1, 2))]
+    (good / "good.inter").write_text("userID\titemID\tx_label\n" + "\n".join(rows) + "\n")
+    workdir = root / "runs"
+    common = ["--dataset", str(good), "--workdir", str(workdir), "--device", "cpu", "-q"]
+    for stage in (["build-graph"], ["train", "--model", "mf", "--epochs", "1", "--dim", "4", "--val-metric", "recall@2"]):
+        made = subprocess.run([sys.executable, "-m", "recgoat_cli", stage[0], *common[:4], *stage[1:], "-q"], env=ENV, cwd=root, capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+    return good, workdir
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -60,20 +77,14 @@ def test_run_on_a_user_id_of_10_to_the_12_exits_2_under_200_mb(tmp_path):
     ],
     ids=["dim", "k"],
 )
-def test_flags_that_multiply_into_huge_allocations_exit_2_before_allocating(tmp_path, args, words):
+def test_flags_that_multiply_into_huge_allocations_exit_2_before_allocating(trained, tmp_path, args, words):
     """The issue's own commands, in a real process whose memory is measured: refused, not attempted."""
-    good = tmp_path / "good"  # 6 users x 5 items, 3 train + 1 valid + 1 test each
-    good.mkdir()
-    rows = [f"{u}\t{(u + o) % 5}\t{label}" for u in range(6) for o, label in zip(range(5), (0, 0, 0, 1, 2))]
-    (good / "good.inter").write_text("userID\titemID\tx_label\n" + "\n".join(rows) + "\n")
+    good, made = trained
     workdir = tmp_path / "runs"
-    common = ["--dataset", str(good), "--workdir", str(workdir), "--device", "cpu"]
-    for stage in (["build-graph"], ["train", "--model", "mf", "--epochs", "1", "--dim", "4", "--val-metric", "recall@2"]):
-        assert subprocess.run([sys.executable, "-m", "recgoat_cli", stage[0], *common[:4], *stage[1:], "-q"],
-                              env=ENV, cwd=tmp_path, capture_output=True).returncode == 0
+    shutil.copytree(made, workdir)
     before = sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*"))
 
-    code, stderr, peak_mb = run_measured([args[0], *common, *args[1:]], tmp_path)
+    code, stderr, peak_mb = run_measured([args[0], "--dataset", str(good), "--workdir", str(workdir), "--device", "cpu", *args[1:]], tmp_path)
 
     assert code == 2
     assert_one_sentence(stderr, words)

@@ -1,5 +1,5 @@
 """Hostile sizes in real processes: ``recgoat run`` on an interaction file with a user id of 10^12 exits 2 with one
-sentence and stays under 200 MB of memory (the child's own peak RSS, from ``os.wait4``), where it used to try to
+sentence and stays under 200 MB of memory (the child's peak RSS, ``getrusage(RUSAGE_CHILDREN)``), where it used to try to
 allocate 931 GiB; the flags whose values multiply into allocations are refused the same way."""
 
 from __future__ import annotations
@@ -19,18 +19,27 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "HF_H
 PEAK_LIMIT_MB = 200
 
 
+#: runs the command given in argv and prints its exit code and its peak RSS in KiB (its stderr passes through)
+MEASURE = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
+    "sys.stderr.write(done.stderr)\n"
+    "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
 def run_measured(args: list[str], cwd: Path) -> tuple[int, str, float]:
     """Run ``recgoat *args``; its exit code, stderr and peak resident memory in MB.
 
-    ``os.wait4`` gives this child's own rusage, so the peak is not mixed with other subprocesses of the test
-    session (``getrusage(RUSAGE_CHILDREN)`` reports the largest child so far).
+    The command runs under a small Python process that reads ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` after it:
+    Linux starts a child's peak RSS at its parent's size at fork, so a child forked straight from this test
+    session (which has torch loaded by now) would report the session's size, not its own.
     """
-    process = subprocess.Popen([sys.executable, "-m", "recgoat_cli", *args], cwd=cwd, env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, stderr, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    done = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", "recgoat_cli", *args], cwd=cwd, env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    code, peak_kib = done.stdout.split()
+    return int(code), done.stderr, int(peak_kib) / 1024  # ru_maxrss is in KiB on Linux
 
 
 def assert_one_sentence(stderr: str, words: str) -> None:

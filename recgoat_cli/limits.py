@@ -139,7 +139,8 @@ def train_memory(config, n_users: int, n_items: int, n_train: int, modality_widt
     - ``--cmcl-rows``: the InfoNCE logits, ``rows x rows`` per view pair; rows never exceed the batch's
       distinct users or items;
     - ``--ot-batch``: the transport problems, ``n x n`` cost and plan matrices per modality, ``n`` likewise
-      bounded by the batch.
+      bounded by the batch;
+    - ``--gat-heads``: RecGOAT's attention projections and per-head outputs, for each of ``--gat-layers``.
 
     ``modality_widths`` are RecGOAT's LM feature widths (None when not known yet: one modality is assumed).
     """
@@ -153,6 +154,10 @@ def train_memory(config, n_users: int, n_items: int, n_train: int, modality_widt
         model += len(widths) * n_items * dim * FLOAT32 * 3 + sum(widths) * dim * FLOAT32 * OPTIMIZER_COPIES
     batch = min(config.batch_size, max(n_train, 1))
     parts = {f"--dim {dim}": model, f"--batch-size {config.batch_size}": batch * (dim * FLOAT32 * 12 + 8 * 6)}
+    if recgoat and config.gat_layers > 0:
+        # each head projects every modality to dim and keeps a [nodes, heads, dim] output per layer for backward
+        heads = config.gat_heads * dim * FLOAT32
+        parts[f"--gat-heads {config.gat_heads}"] = heads * (sum(widths) * OPTIMIZER_COPIES + nodes * 3 * config.gat_layers)
     if recgoat and config.cmcl:
         item_rows = min(config.cmcl_rows, 2 * batch, n_items)
         user_rows = min(config.cmcl_rows, batch, n_users)
@@ -164,7 +169,10 @@ def train_memory(config, n_users: int, n_items: int, n_train: int, modality_widt
 
 
 #: the training flags whose size ``train_memory`` estimates, with the option that sets each
-TRAIN_SIZE_FLAGS = {"dim": "--dim", "batch_size": "--batch-size", "cmcl_rows": "--cmcl-rows", "ot_batch": "--ot-batch"}
+TRAIN_SIZE_FLAGS = {
+    "dim": "--dim", "batch_size": "--batch-size", "cmcl_rows": "--cmcl-rows", "ot_batch": "--ot-batch",
+    "n_layers": "--layers", "gat_layers": "--gat-layers", "gat_heads": "--gat-heads",
+}
 
 
 def check_training(config, n_users: int, n_items: int, n_train: int, modality_widths: list[int] | None = None, device=None) -> None:

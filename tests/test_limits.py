@@ -50,11 +50,18 @@ def test_cmcl_rows_and_ot_batch_beyond_the_data_cost_what_the_data_allows():
     assert parts["--cmcl-rows 1000000000000"] == (50**2 * 2 + 100**2) * 4 * 3
     assert parts["--ot-batch 1000000000000"] == 50**2 * 4 * 8 * 2
     assert parts["--batch-size 1000000000000000"] == 1000 * (8 * 4 * 12 + 48)
+    # one head of width 8 over the 16 + 32 LM columns (weights, gradient, Adam) and one layer's output on 150 nodes
+    assert parts["--gat-heads 1"] == 1 * 8 * 4 * ((16 + 32) * 4 + 150 * 3 * 1)
 
 
 @pytest.mark.parametrize(
     ("update", "named"),
-    [({"dim": 2_000_000_000}, "--dim 2000000000"), ({"batch_size": 10**15, "cmcl_rows": 10**9}, "--batch-size 1000000000000000")],
+    [
+        ({"dim": 2_000_000_000}, "--dim 2000000000"),
+        ({"batch_size": 10**15, "cmcl_rows": 10**9}, "--batch-size 1000000000000000"),
+        ({"gat_heads": 10**9}, "--gat-heads 1000000000"),
+        ({"n_layers": 10**9}, "--layers 1000000000"),
+    ],
 )
 def test_check_training_names_the_flag_whose_default_would_fit(update, named):
     config = TrainConfig(model="recgoat", val_metric="recall@20", **update)

@@ -139,6 +139,7 @@ def run(
     is given; an ID-only dataset goes straight to build-graph (and needs --model mf or lightgcn).
     """
     from recgoat_cli.config import EvalConfig, ExportConfig, GraphConfig
+    from recgoat_cli.limits import check_pipeline
     from recgoat_cli.presets import preset as preset_values
     from recgoat_cli.stages.build_graph import run_build_graph
     from recgoat_cli.stages.embed import run_embed
@@ -150,13 +151,16 @@ def run(
     ctx = context(dataset, workdir, data_root, force=force, out=output)
     embedded = None
     data = ctx.dataset
-    if data.item_table is not None or data.image_dir is not None or data.feature_files or feature:
+    embeds = data.item_table is not None or data.image_dir is not None or bool(data.feature_files or feature)
+    config = train_config(locals(), default_model="recgoat")
+    graph_values = preset_values(preset, "graph") | {"user_knn_k": user_knn_k} | ({"knn_k": knn_k} if knn_k is not None else {})
+    gconfig = GraphConfig(**graph_values)
+    check_pipeline(data, config, gconfig, ks=k or (10, 20), top_k=top_k, has_embed=embeds)  # before any stage writes
+    if embeds:
         econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device, skip_unreadable_images)
         embedded, cached = run_embed(ctx, econfig, log=output.info)
         output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))
-    config = train_config(locals(), default_model="recgoat")
-    graph_values = preset_values(preset, "graph") | {"user_knn_k": user_knn_k} | ({"knn_k": knn_k} if knn_k is not None else {})
-    graph, cached = run_build_graph(ctx, GraphConfig(**graph_values), embedded)
+    graph, cached = run_build_graph(ctx, gconfig, embedded)
     output.info(f"build-graph {graph.id}{' (cached)' if cached else ''}")
     trained, cached = run_train(ctx, config, graph, log=output.info)
     output.info(f"train {trained.id}{' (cached)' if cached else ''}: best epoch {trained.manifest.summary['best_epoch']}")

@@ -1,4 +1,5 @@
-"""``recgoat train``: fit MF, LightGCN or RecGOAT with BPR; early stopping on the validation split."""
+"""``recgoat train``: fit MF, LightGCN, FREEDOM or RecGOAT with BPR (early stopping on the validation split), or
+fuse a trained model's scores with content scores (late fusion, weights chosen on the validation split)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from recgoat_cli.cli.common import (
     runs_distributed,
 )
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="mf, lightgcn or recgoat")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="mf, lightgcn, recgoat, freedom (FREEDOM's frozen item graphs) or late-fusion (a base model's scores plus content scores)")]
 DimOpt = Annotated[int, typer.Option("--dim", help="embedding dimension")]
-LayersOpt = Annotated[int, typer.Option("--layers", "--n-layers", help="propagation layers")]
+LayersOpt = Annotated[Optional[int], typer.Option("--layers", "--n-layers", help="propagation layers [default: 3; 2 for freedom]")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate")]
-RegOpt = Annotated[float, typer.Option("--reg", help="L2 weight on the batch's embeddings")]
+RegOpt = Annotated[Optional[float], typer.Option("--reg", help="L2 weight on the batch's embeddings [default: 1e-4; 0 for freedom]")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="BPR triples per step (the global batch: under torchrun it is split across the processes)")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="maximum epochs")]
 PatienceOpt = Annotated[int, typer.Option("--patience", help="evaluations without improvement before stopping")]
@@ -49,6 +50,15 @@ GatHeadsOpt = Annotated[int, typer.Option("--gat-heads", help="attention heads")
 KernelsOpt = Annotated[str, typer.Option("--kernels", help="edge softmax kernels: auto, native or torch_scatter")]
 AmpOpt = Annotated[bool, typer.Option("--amp", help="bfloat16 autocast on CUDA")]
 LmDimOpt = Annotated[int, typer.Option("--lm-dim", help="principal components kept of each frozen LM representation (0: all)")]
+# FREEDOM
+FreedomDropoutOpt = Annotated[float, typer.Option("--freedom-dropout", help="FREEDOM: share of user-item edges dropped each epoch (degree-sensitive sampling)")]
+FreedomKnnOpt = Annotated[int, typer.Option("--freedom-knn-k", help="FREEDOM: neighbours per item (itself included) in each modality's frozen item graph")]
+FreedomImageWeightOpt = Annotated[float, typer.Option("--freedom-image-weight", help="FREEDOM: share of the image modalities in the item graph mixture")]
+FreedomMmLayersOpt = Annotated[int, typer.Option("--freedom-mm-layers", help="FREEDOM: propagation steps over the frozen item graph")]
+FreedomModalityWeightOpt = Annotated[float, typer.Option("--freedom-modality-weight", help="FREEDOM: weight of the modality BPR losses (MMRec's reg_weight)")]
+# late fusion
+BaseModelOpt = Annotated[str, typer.Option("--base-model", help="late fusion: the model whose scores are fused (mf, lightgcn or freedom)")]
+LateFusionGridOpt = Annotated[str, typer.Option("--late-fusion-grid", help="late fusion: weights tried per modality on validation, comma separated")]
 
 
 def parse_graphs(text: str) -> tuple[str, ...]:
@@ -65,8 +75,24 @@ def train_config(options: dict):
     """The TrainConfig of a command's parsed options (``locals()``): same names, except --layers and --graphs."""
     from recgoat_cli.config import TrainConfig
 
-    values = {k: v for k, v in options.items() if k in TrainConfig.model_fields and k != "graphs" and v is not None}
-    return TrainConfig(**values, n_layers=options["layers"], graphs=parse_graphs(options["graphs"]))
+    values = {k: v for k, v in options.items() if k in TrainConfig.model_fields and k not in ("graphs", "late_fusion_grid") and v is not None}
+    if options.get("layers") is not None:
+        values["n_layers"] = options["layers"]
+    if options.get("late_fusion_grid") is not None:
+        values["late_fusion_grid"] = parse_weights(options["late_fusion_grid"])
+    return TrainConfig(**values, graphs=parse_graphs(options["graphs"]))
+
+
+def parse_weights(text: str) -> tuple[float, ...]:
+    from recgoat_cli.errors import UserError
+
+    try:
+        weights = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--late-fusion-grid {text}: write non-negative numbers, comma separated (e.g. 0,0.5,1,2).") from None
+    if not weights or any(w < 0 for w in weights):
+        raise UserError(f"--late-fusion-grid {text}: write non-negative numbers, comma separated (e.g. 0,0.5,1,2).")
+    return weights
 
 
 def summary_payload(artifact, cached: bool) -> dict:
@@ -91,9 +117,9 @@ def train(
     data_root: DataRootOpt = None,
     model: ModelOpt = "lightgcn",
     dim: DimOpt = 64,
-    layers: LayersOpt = 3,
+    layers: LayersOpt = None,
     lr: LrOpt = 1e-3,
-    reg: RegOpt = 1e-4,
+    reg: RegOpt = None,
     batch_size: BatchOpt = 2048,
     epochs: EpochsOpt = 300,
     patience: PatienceOpt = 20,
@@ -118,6 +144,13 @@ def train(
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
     lm_dim: LmDimOpt = 64,
+    freedom_dropout: FreedomDropoutOpt = 0.8,
+    freedom_knn_k: FreedomKnnOpt = 10,
+    freedom_image_weight: FreedomImageWeightOpt = 0.1,
+    freedom_mm_layers: FreedomMmLayersOpt = 1,
+    freedom_modality_weight: FreedomModalityWeightOpt = 1e-4,
+    base_model: BaseModelOpt = "lightgcn",
+    late_fusion_grid: LateFusionGridOpt = "0,0.1,0.2,0.5,1,2,5",
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run of this configuration")] = False,
     from_id: Annotated[Optional[str], typer.Option("--from", help="build-graph artifact id (default: latest)")] = None,

@@ -65,6 +65,11 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+def structure_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator a model's ``start_epoch`` draws from: (seed, epoch) again, in a stream apart from the triples'."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) ^ 0x5DEECE66D)
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write then rename, so a kill mid-write leaves the previous checkpoint intact."""
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
@@ -156,6 +161,7 @@ def fit(
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
         trained.train()
+        model.start_epoch(graph, structure_generator(settings.seed, epoch))
         users, positives, negatives = sampler.epoch(epoch_generator(settings.seed, epoch))
         totals: dict[str, float] = {}
         n_batches = 0
@@ -177,6 +183,7 @@ def fit(
                 user_ego, item_ego = model.ego_embeddings()
                 terms["l2"] = settings.reg * l2_penalty(user_ego[u], item_ego[i], item_ego[j])
                 terms.update(model.auxiliary_losses(out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows)))
+                terms.update(model.pairwise_losses(out, user_rows, pos_rows, neg_rows))
                 loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             (loss * (share * world) if world > 1 else loss).backward()

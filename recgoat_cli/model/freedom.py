@@ -142,8 +142,10 @@ class Freedom(Recommender):
         self.dropout, self.modality_weight = dropout, modality_weight
         self.user_embedding = nn.Embedding(n_users, dim)
         self.item_embedding = nn.Embedding(n_items, dim)
-        self.projections = nn.ModuleDict({name: nn.Linear(width, dim) for name, width in self.modalities})
-        self.feature_offsets = nn.ParameterDict({name: nn.Parameter(torch.zeros(n_items, width)) for name, width in self.modalities})
+        # without modality losses the projections would be parameters no step uses (DDP refuses those)
+        trained_modalities = self.modalities if modality_weight > 0 else []
+        self.projections = nn.ModuleDict({name: nn.Linear(width, dim) for name, width in trained_modalities})
+        self.feature_offsets = nn.ParameterDict({name: nn.Parameter(torch.zeros(n_items, width)) for name, width in trained_modalities})
         self.train_adjacency: torch.Tensor | None = None  # this epoch's pruned graph; None: the full one
         self.reset_parameters()
 

@@ -180,3 +180,11 @@ def test_state_dict_round_trip_rebuilds_the_model():
     clone.load_state_dict(model.state_dict())
     clone.eval()
     assert np.allclose(clone(graph).items.detach().numpy(), model(graph).items.detach().numpy())
+
+
+def test_without_modality_losses_there_are_no_projection_parameters():
+    model, graph = _tiny(modality_weight=0.0)
+    model.train()
+    out = model(graph)
+    assert out.views == {} and len(model.projections) == 0 and len(model.feature_offsets) == 0
+    assert model.pairwise_losses(out, torch.tensor([0]), torch.tensor([0]), torch.tensor([1])) == {}

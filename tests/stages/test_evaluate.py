@@ -61,3 +61,14 @@ def test_default_mask_keeps_the_earlier_artifact_id():
     config = EvalConfig(ks=(10, 20))
     assert "mask" not in config.semantic_dump()
     assert EvalConfig(ks=(10, 20), mask="train").semantic_dump()["mask"] == "train"
+
+
+def test_report_keeps_mask_train_results_apart(hand_model):
+    from recgoat_cli.stages.report import collect_report
+
+    ctx, trained = hand_model
+    run_evaluate(ctx, EvalConfig(ks=(1,), metrics=("recall",), device="cpu"), trained)
+    run_evaluate(ctx, EvalConfig(ks=(1,), metrics=("recall",), mask="train", device="cpu"), trained)
+    _, tests = collect_report(ctx.store)
+    by_model = {t.model: t.metrics["recall@1"] for t in tests}
+    assert by_model == {"hand": 0.5, "hand (mask train)": 0.0}

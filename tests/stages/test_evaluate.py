@@ -33,7 +33,7 @@ def hand_model(tmp_path):
     with ctx.store.writer("train", "handmade") as out:
         np.save(out / "user_embeddings.npy", np.array([[1.0], [-1.0]], dtype=np.float32))
         np.save(out / "item_embeddings.npy", np.array([[5.0], [4.0], [3.0], [2.0], [1.0]], dtype=np.float32))
-        write_manifest(out, stage="train", artifact_id="handmade", dataset=ctx.key, config={"model": "hand"}, inputs=ctx.dataset.input_hashes())
+        write_manifest(out, stage="train", artifact_id="handmade", dataset=ctx.key, config={"model": "hand"}, inputs=ctx.dataset.input_hashes(), summary={"model": "hand"})
     return ctx, ctx.store.get("train", "handmade")
 
 

@@ -4,12 +4,13 @@ For every train artifact the user-item scores of the model are standardised per 
 and added to ``alpha`` times the standardised scores of a second ranker:
 
 * ``content: <modality>``: the sum of cosine similarities of an item's centred features to the user's train
-  items (as ``content_signal.py``), from the dataset's embed artifact;
+  items (as ``content_signal.py`` and ``recgoat train --model late-fusion``), from the dataset's embed artifact;
 * ``co-interaction``: item-based kNN on the train interactions (cosine between item columns, every item
   except the item itself), the classical ItemKNN.
 
-``alpha`` is chosen on validation Recall@K (train items masked) and the chosen blend is scored on test (train
-and valid items masked), as the train stage would. The best test score over the whole ``alpha`` grid is printed
+``recgoat train --model late-fusion`` makes the content blend as a train artifact (the same z-scores; its
+weight grid is ``--late-fusion-grid``). Here ``alpha`` is chosen on validation Recall@K (train items masked) and
+the chosen blend is scored on test (train and valid items masked), as the train stage would. The best test score over the whole ``alpha`` grid is printed
 too: it is an optimistic bound (selected on test), reported only to say how much a blend could give at best.
 
     python3 benchmarks/blend_bound.py --dataset-dir DATA/ml-100k --workdir RUNS --runs ID1 ID2 ID3 [--k 20]

@@ -1,8 +1,8 @@
 """How much does each modality predict by itself? Test Recall@K of content-only and popularity rankers.
 
 A user's score for item i is the sum of cos(x_i, x_j) over the user's train items j, with the modality's
-centred features x from an embed artifact (the rows `recgoat embed` made, as RecGOAT reads them); popularity ranks by
-train count. Same full ranking and masking as ``evaluate``. A modality that ranks no better than popularity
+centred features x from an embed artifact (the rows `recgoat embed` made; the content ranker of
+``--model late-fusion``); popularity ranks by train count. Same full ranking and masking as ``evaluate``. A modality that ranks no better than popularity
 gives RecGOAT's content views little to add to the collaborative ones.
 
     python3 benchmarks/content_signal.py --dataset-dir DATA/ml-100k --workdir RUNS [--k 20]
@@ -11,14 +11,16 @@ gives RecGOAT's content views little to add to the collaborative ones.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from by_user_activity import per_user_recall
 from scipy import sparse
 
+from recgoat_cli.model.late_fusion import centred_unit_rows
 from recgoat_cli.stages.common import split_csr
+from recgoat_cli.stages.embed import load_modalities
 from seeds_from_artifacts import context_from_numpy
 
 
@@ -29,17 +31,10 @@ def train_matrix(dataset) -> sparse.csr_matrix:
 
 
 def centred_item_features(embed) -> dict[str, np.ndarray]:
-    """Each item modality's rows of an embed artifact, centred (as RecGOAT's principal components are) and
-    L2-normalised, so that dot products are centred cosines."""
-    features = {}
-    for name in json.loads((embed.path / "modalities.json").read_text())["items"]:
-        path = embed.path / f"item_{name}.npy"
-        if path.is_file():
-            rows = np.load(path, allow_pickle=False).astype(np.float32)
-            rows -= rows.mean(axis=0)
-            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-            features[name] = rows
-    return features
+    """Each item modality's rows of an embed artifact, centred and L2-normalised as ``--model late-fusion`` reads
+    them (``recgoat_cli.model.late_fusion.centred_unit_rows``), so that dot products are centred cosines."""
+    items, _ = load_modalities(embed)
+    return {name: centred_unit_rows(torch.from_numpy(np.asarray(rows, dtype=np.float32))).numpy() for name, rows in items.items()}
 
 
 def main() -> None:

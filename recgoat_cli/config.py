@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class StageConfig(BaseModel):
@@ -61,7 +61,7 @@ class GraphConfig(StageConfig):
 class TrainConfig(StageConfig):
     """``recgoat train``: one model trained with BPR, early-stopped on the validation split."""
 
-    model: Literal["mf", "lightgcn", "recgoat"] = "lightgcn"
+    model: Literal["mf", "lightgcn", "recgoat", "freedom", "late-fusion"] = "lightgcn"
     dim: int = Field(64, ge=1)
     n_layers: int = Field(3, ge=0)
     lr: float = Field(1e-3, gt=0)
@@ -97,13 +97,27 @@ class TrainConfig(StageConfig):
     map_plan: Literal["sinkhorn", "none"] = Field("sinkhorn", description="oat-map: the solved plan, or none (T = 0: the reference code's underflowed plan)")
     lm_dim: int = Field(64, ge=0, description="principal components kept of each frozen LM representation (0: all)")
     kernels: Literal["auto", "native", "torch_scatter"] = "auto"
+    # FREEDOM (ignored by the others); defaults are MMRec's, and --model freedom also changes the defaults
+    # of n_layers (2, MMRec's n_ui_layers) and reg (0: MMRec trains FREEDOM without an L2 term)
+    freedom_dropout: float = Field(0.8, ge=0, lt=1, description="share of the user-item edges dropped each epoch, degree-sensitively")
+    freedom_knn_k: int = Field(10, ge=1, description="neighbours per item (itself included) in each modality's frozen item graph")
+    freedom_image_weight: float = Field(0.1, ge=0, le=1, description="share of the image modalities in the frozen item graph mixture")
+    freedom_mm_layers: int = Field(1, ge=0, description="propagation steps over the frozen item graph")
+    freedom_modality_weight: float = Field(1e-4, ge=0, description="weight of the modality BPR terms (MMRec's reg_weight)")
+    # late fusion (ignored by the others): base_model's z-scores plus weighted content z-scores
+    base_model: Literal["mf", "lightgcn", "freedom"] = "lightgcn"
+    late_fusion_grid: tuple[float, ...] = Field((0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), min_length=1, description="weights tried per modality, chosen on validation")
     device: str = "auto"
     amp: bool = False
     non_semantic: tuple[str, ...] = ("device", "kernels")
 
     #: fields added after train artifact ids were published: each enters the id only away from its default, so
     #: every earlier configuration keeps its id (and its cached artifact)
-    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("item_branch", "cmcl_form", "cmcl_view_weight", "map_scale", "map_reg", "map_iters", "map_plan")
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "item_branch", "cmcl_form", "cmcl_view_weight", "map_scale", "map_reg", "map_iters", "map_plan",
+        "freedom_dropout", "freedom_knn_k", "freedom_image_weight", "freedom_mm_layers", "freedom_modality_weight",
+        "base_model", "late_fusion_grid",
+    )
 
     def semantic_dump(self) -> dict:
         dump = super().semantic_dump()
@@ -111,6 +125,21 @@ class TrainConfig(StageConfig):
             if dump[name] == type(self).model_fields[name].default:
                 del dump[name]
         return dump
+
+    @model_validator(mode="before")
+    @classmethod
+    def _freedom_defaults(cls, data):
+        """FREEDOM (also as late fusion's base) trains with MMRec's 2 layers and no L2 unless told otherwise."""
+        if isinstance(data, dict) and "freedom" in (data.get("model"), data.get("base_model") if data.get("model") == "late-fusion" else None):
+            data = {"n_layers": 2, "reg": 0.0} | data
+        return data
+
+    @field_validator("late_fusion_grid")
+    @classmethod
+    def _non_negative_weights(cls, grid: tuple[float, ...]) -> tuple[float, ...]:
+        if any(w < 0 for w in grid):
+            raise ValueError("every late-fusion weight must be at least 0")
+        return tuple(sorted(set(grid)))
 
     @field_validator("val_metric")
     @classmethod
@@ -127,9 +156,19 @@ class EvalConfig(StageConfig):
     ks: tuple[int, ...] = (10, 20)
     split: Literal["valid", "test"] = "test"
     metrics: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "map")
+    mask: Literal["train", "train+valid"] = Field(
+        "train+valid", description="known splits whose items are never ranked; the evaluated split itself is never masked"
+    )
     batch_size: int | None = Field(None, ge=1, description="users per scoring block; None sizes it from the item count")
     device: str = "auto"
     non_semantic: tuple[str, ...] = ("batch_size", "device")
+
+    def semantic_dump(self) -> dict:
+        # the default mask leaves the id as it was before --mask existed, so earlier evaluations stay cached
+        dump = super().semantic_dump()
+        if self.mask == "train+valid":
+            dump.pop("mask")
+        return dump
 
     @field_validator("ks")
     @classmethod

@@ -28,6 +28,10 @@ from recgoat_cli.cli.common import (
 
 KOpt = Annotated[Optional[list[int]], typer.Option("--k", help="cut-offs, e.g. --k 10 20")]
 SplitOpt = Annotated[str, typer.Option("--split", help="valid or test")]
+MaskOpt = Annotated[
+    str,
+    typer.Option("--mask", help="known items never ranked: train+valid (valid items too when testing) or train (train items only, the MMRec toolbox's protocol)"),
+]
 FailBelowOpt = Annotated[
     Optional[list[str]],
     typer.Option("--fail-below", help="CI gates METRIC@K=THRESHOLD, e.g. --fail-below recall@20=0.05 ndcg@20=0.02; exit 3 when one is below"),
@@ -72,6 +76,7 @@ def evaluate(
     data_root: DataRootOpt = None,
     k: KOpt = None,
     split: SplitOpt = "test",
+    mask: MaskOpt = "train+valid",
     device: DeviceOpt = "auto",
     from_id: Annotated[
         Optional[list[str]],
@@ -82,17 +87,19 @@ def evaluate(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Full ranking over all items; train items are masked (and valid items when evaluating test)."""
+    """Full ranking over all items; train items are masked (and valid items when evaluating test, unless --mask train)."""
     from recgoat_cli.config import EvalConfig
     from recgoat_cli.errors import UserError
     from recgoat_cli.stages.evaluate import run_evaluate
     from recgoat_cli.stages.gates import check_gates, gate_results, parse_gates
 
+    if mask not in ("train", "train+valid"):
+        raise UserError(f"--mask {mask}: use train or train+valid.")
     if k is not None and any(v < 1 for v in k):
         raise UserError(f"--k {' '.join(map(str, k))}: every K must be a positive integer.")
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, force=force, out=output)
-    config = EvalConfig(ks=tuple(k or (10, 20)), split=split, device=device)
+    config = EvalConfig(ks=tuple(k or (10, 20)), split=split, mask=mask, device=device)
     gates = parse_gates(fail_below or (), config.metrics, config.ks)  # before ranking: a typo costs nothing
     from recgoat_cli.stages.train import latest_seed_group
 

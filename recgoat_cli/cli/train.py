@@ -1,4 +1,5 @@
-"""``recgoat train``: fit MF, LightGCN or RecGOAT with BPR; early stopping on the validation split."""
+"""``recgoat train``: fit MF, LightGCN, FREEDOM or RecGOAT with BPR (early stopping on the validation split), or
+fuse a trained model's scores with content scores (late fusion, weights chosen on the validation split)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from recgoat_cli.cli.common import (
     runs_distributed,
 )
 
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="mf, lightgcn or recgoat [default: lightgcn for train, recgoat for run and tune]")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="mf, lightgcn, recgoat, freedom (FREEDOM's frozen item graphs) or late-fusion (a base model's scores plus content scores) [default: lightgcn for train, recgoat for run and tune]")]
 DimOpt = Annotated[Optional[int], typer.Option("--dim", help="embedding dimension [default: 64]")]
-LayersOpt = Annotated[Optional[int], typer.Option("--layers", "--n-layers", help="propagation layers [default: 3]")]
+LayersOpt = Annotated[Optional[int], typer.Option("--layers", "--n-layers", help="propagation layers [default: 3; 2 for freedom]")]
 LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate [default: 0.001]")]
-RegOpt = Annotated[Optional[float], typer.Option("--reg", help="L2 weight on the batch's embeddings [default: 0.0001]")]
+RegOpt = Annotated[Optional[float], typer.Option("--reg", help="L2 weight on the batch's embeddings [default: 1e-4; 0 for freedom]")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="BPR triples per step (the global batch: under torchrun it is split across the processes) [default: 2048]")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="maximum epochs")]
 PatienceOpt = Annotated[int, typer.Option("--patience", help="evaluations without improvement before stopping")]
@@ -58,6 +59,15 @@ MapScaleOpt = Annotated[Optional[float], typer.Option("--map-scale", help="oat-m
 MapRegOpt = Annotated[Optional[float], typer.Option("--map-reg", help="oat-map fusion: Sinkhorn regularisation of the dimension plan [default: 0.01]")]
 MapItersOpt = Annotated[Optional[int], typer.Option("--map-iters", help="oat-map fusion: Sinkhorn iteration limit [default: 1000]")]
 MapPlanOpt = Annotated[Optional[str], typer.Option("--map-plan", help="oat-map fusion: sinkhorn (the solved plan) or none (T = 0, what the reference code's underflowing Sinkhorn returns) [default: sinkhorn]")]
+# FREEDOM
+FreedomDropoutOpt = Annotated[float, typer.Option("--freedom-dropout", help="FREEDOM: share of user-item edges dropped each epoch (degree-sensitive sampling)")]
+FreedomKnnOpt = Annotated[int, typer.Option("--freedom-knn-k", help="FREEDOM: neighbours per item (itself included) in each modality's frozen item graph")]
+FreedomImageWeightOpt = Annotated[float, typer.Option("--freedom-image-weight", help="FREEDOM: share of the image modalities in the item graph mixture")]
+FreedomMmLayersOpt = Annotated[int, typer.Option("--freedom-mm-layers", help="FREEDOM: propagation steps over the frozen item graph")]
+FreedomModalityWeightOpt = Annotated[float, typer.Option("--freedom-modality-weight", help="FREEDOM: weight of the modality BPR losses (MMRec's reg_weight)")]
+# late fusion
+BaseModelOpt = Annotated[str, typer.Option("--base-model", help="late fusion: the model whose scores are fused (mf, lightgcn or freedom)")]
+LateFusionGridOpt = Annotated[str, typer.Option("--late-fusion-grid", help="late fusion: weights tried per modality on validation, comma separated")]
 
 
 def parse_graphs(text: str) -> tuple[str, ...]:
@@ -79,13 +89,28 @@ def train_config(options: dict, default_model: str = "lightgcn"):
     from recgoat_cli.config import TrainConfig
     from recgoat_cli.presets import with_preset
 
-    given = {k: v for k, v in options.items() if k in TrainConfig.model_fields and k != "graphs" and v is not None}
+    skip = ("graphs", "late_fusion_grid")
+    given = {k: v for k, v in options.items() if k in TrainConfig.model_fields and k not in skip and v is not None}
     if options.get("layers") is not None:
         given["n_layers"] = options["layers"]
     if options.get("graphs") is not None:
         given["graphs"] = parse_graphs(options["graphs"])
+    if options.get("late_fusion_grid") is not None:
+        given["late_fusion_grid"] = parse_weights(options["late_fusion_grid"])
     values = with_preset(options.get("preset"), "train", given)
     return TrainConfig(**({"model": default_model} | values))
+
+
+def parse_weights(text: str) -> tuple[float, ...]:
+    from recgoat_cli.errors import UserError
+
+    try:
+        weights = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--late-fusion-grid {text}: write non-negative numbers, comma separated (e.g. 0,0.5,1,2).") from None
+    if not weights or any(w < 0 for w in weights):
+        raise UserError(f"--late-fusion-grid {text}: write non-negative numbers, comma separated (e.g. 0,0.5,1,2).")
+    return weights
 
 
 def graph_for_preset(ctx, preset_name: str | None, graph, log):
@@ -168,6 +193,13 @@ def train(
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
     lm_dim: LmDimOpt = None,
+    freedom_dropout: FreedomDropoutOpt = 0.8,
+    freedom_knn_k: FreedomKnnOpt = 10,
+    freedom_image_weight: FreedomImageWeightOpt = 0.1,
+    freedom_mm_layers: FreedomMmLayersOpt = 1,
+    freedom_modality_weight: FreedomModalityWeightOpt = 1e-4,
+    base_model: BaseModelOpt = "lightgcn",
+    late_fusion_grid: LateFusionGridOpt = "0,0.1,0.2,0.5,1,2,5",
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run of this configuration")] = False,
     from_id: Annotated[Optional[str], typer.Option("--from", help="build-graph artifact id (default: latest)")] = None,

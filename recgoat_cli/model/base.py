@@ -45,3 +45,17 @@ class Recommender(nn.Module):
         the rows of each BPR triple's user, positive and negative item.
         """
         return {}
+
+    def pairwise_losses(
+        self, out: RecOutput, user_rows: torch.Tensor, positive_rows: torch.Tensor, negative_rows: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Model-specific loss terms over the batch's (user, positive, negative) triples, as rows of ``out``
+        (already weighted); none by default."""
+        return {}
+
+    def start_epoch(self, graph: dict[str, torch.Tensor], generator: torch.Generator) -> None:
+        """Called before every training epoch with a generator seeded by (seed, epoch); nothing by default.
+
+        A model that redraws part of its structure each epoch (FREEDOM's pruned graph) draws it here, from
+        ``generator`` only, so a resumed run draws what the uninterrupted one did.
+        """

@@ -6,11 +6,12 @@ from recgoat_cli.model.base import Recommender
 
 
 def model_classes() -> dict[str, type[Recommender]]:
+    from recgoat_cli.model.freedom import Freedom
     from recgoat_cli.model.lightgcn import LightGCN
     from recgoat_cli.model.mf import MatrixFactorization
     from recgoat_cli.model.recgoat import RecGOAT
 
-    return {"mf": MatrixFactorization, "lightgcn": LightGCN, "recgoat": RecGOAT}
+    return {"mf": MatrixFactorization, "lightgcn": LightGCN, "recgoat": RecGOAT, "freedom": Freedom}
 
 
 def build_model(name: str, args: dict) -> Recommender:

@@ -1,7 +1,8 @@
 """``recgoat evaluate``: full-ranking metrics of a trained model on the valid or test split.
 
 Every item is ranked for every user with at least one item in the split; the user's train items are
-masked, and for the test split the valid items too (they are known interactions, not recommendations).
+masked, and for the test split the valid items too (they are known interactions, not recommendations),
+unless ``--mask train`` asks for train items only (the MMRec toolbox's protocol).
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from recgoat_cli.stages.train import load_embeddings
 STAGE = "evaluate"
 
 
-def masked_splits(split: str) -> tuple[str, ...]:
-    return ("train",) if split == "valid" else ("train", "valid")
+def masked_splits(split: str, mask: str = "train+valid") -> tuple[str, ...]:
+    """The splits whose items are never ranked: ``mask``'s splits except the evaluated one.
+
+    ``train+valid`` (the default) masks train and valid items on test, and train items on valid; ``train``
+    masks train items only on both (MMRec's protocol for test).
+    """
+    return tuple(s for s in mask.split("+") if s != split)
 
 
 def rank_metrics(ctx: StageContext, config: EvalConfig, trained: Artifact) -> dict:
@@ -31,7 +37,7 @@ def rank_metrics(ctx: StageContext, config: EvalConfig, trained: Artifact) -> di
     device = resolve_device(config.device)
     users, items = (torch.from_numpy(a).to(device) for a in load_embeddings(trained))
     truth = split_csr(ctx.dataset, config.split)
-    exclude = split_csr(ctx.dataset, *masked_splits(config.split))
+    exclude = split_csr(ctx.dataset, *masked_splits(config.split, config.mask))
     metrics, n_users = ranking_metrics(users, items, truth, exclude, ks=list(config.ks), metrics=list(config.metrics), batch_size=config.batch_size)
     return {"metrics": metrics, "n_users": n_users}
 
@@ -42,7 +48,7 @@ def run_evaluate(ctx: StageContext, config: EvalConfig, trained: Artifact) -> tu
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     result = rank_metrics(ctx, config, trained)
-    result.update({"split": config.split, "model": trained.manifest.config.get("model"), "train_artifact": trained.id})
+    result.update({"split": config.split, "mask": "+".join(masked_splits(config.split, config.mask)), "model": trained.manifest.config.get("model"), "train_artifact": trained.id})
 
     def write(out) -> None:
         (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")

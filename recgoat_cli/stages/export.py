@@ -28,7 +28,8 @@ EXCLUDED_SPLITS = {"train": ("train",), "train+valid": ("train", "valid"), "none
 
 def lineage(trained: Artifact) -> dict:
     chain = {"train": trained.id}
-    chain.update({u.stage: u.artifact_id for u in trained.manifest.upstream})
+    # a late-fusion artifact's upstream holds its base train artifact: the chain names the one exported
+    chain.update({u.stage: u.artifact_id for u in trained.manifest.upstream if u.stage not in chain})
     return chain
 
 

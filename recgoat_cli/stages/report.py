@@ -95,7 +95,10 @@ def collect_report(store: ArtifactStore) -> tuple[list[ReportRun], list[TestResu
         train = trains.get(train_id)
         model = train.manifest.summary.get("model") if train is not None else metrics.get("model")
         seed = train.manifest.seed if train is not None else artifact.manifest.seed
-        result = results.setdefault(train_id, TestResult(train_id=train_id, model=str(model), seed=seed))
+        # `evaluate --mask train` ranks valid items too: its numbers are another row, never merged with the default's
+        mask = metrics.get("mask", "train+valid")
+        key, model = (train_id, str(model)) if mask == "train+valid" else (f"{train_id} mask {mask}", f"{model} (mask {mask})")
+        result = results.setdefault(key, TestResult(train_id=train_id, model=model, seed=seed))
         result.metrics.update(metrics["metrics"])
         result.evaluate_ids.append(artifact.id)
     tests = list(results.values())

@@ -37,8 +37,14 @@ log = logging.getLogger(__name__)
 
 def model_args(config: TrainConfig, n_users: int, n_items: int, embed: Artifact | None = None) -> dict:
     args = {"n_users": n_users, "n_items": n_items, "dim": config.dim}
-    if config.model in ("lightgcn", "recgoat"):
+    if config.model in ("lightgcn", "recgoat", "freedom"):
         args["n_layers"] = config.n_layers
+    if config.model == "freedom":
+        # FREEDOM projects the raw feature rows (no principal components), as MMRec does
+        args.update(
+            modalities=[[name, int(shape[1])] for name, shape in embed.manifest.summary["modalities"].items()],
+            mm_layers=config.freedom_mm_layers, dropout=config.freedom_dropout, modality_weight=config.freedom_modality_weight,
+        )
     if config.model == "recgoat":
         # the widths come from the embed manifest's shapes; the matrices are read once, by graph_tensors
         shapes = embed.manifest.summary
@@ -100,6 +106,8 @@ def graph_tensors(config: TrainConfig, graph: Artifact, embed: Artifact | None =
     if config.model == "mf":
         return {}
     tensors = {"adjacency": load_sparse(graph.file("user_item.npz"))}
+    if config.model == "freedom":
+        return tensors | freedom_tensors(config, graph, embed)
     if config.model != "recgoat":
         return tensors
     from recgoat_cli.stages.embed import load_modalities
@@ -149,14 +157,36 @@ def write_failures_keep_checkpoint(work_dir: Path) -> Iterator[None]:
         ) from None
 
 
+def freedom_tensors(config: TrainConfig, graph: Artifact, embed: Artifact) -> dict:
+    """FREEDOM's inputs: each modality's raw rows, the frozen item graph mixed from them, the train pairs."""
+    import torch
+
+    from recgoat_cli.model.freedom import frozen_item_graph, modality_mix_weights
+    from recgoat_cli.stages.embed import load_modalities
+
+    items, _ = load_modalities(embed)
+    features = {name: torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32)) for name, matrix in items.items()}
+    weights = modality_mix_weights(list(features), config.freedom_image_weight)
+    train_users, train_items = load_train_edges(graph)
+    return {
+        **{f"feat:{name}": matrix for name, matrix in features.items()},
+        "item_item": frozen_item_graph(list(features.values()), weights, config.freedom_knn_k),
+        "ui_pairs": torch.from_numpy(np.stack([train_users, train_items]).astype(np.int64)),
+    }
+
+
+#: the models that read the embed artifact (the others are ID-only)
+CONTENT_MODELS = ("recgoat", "freedom", "late-fusion")
+
+
 def upstream_embed_of(ctx: StageContext, config: TrainConfig, graph: Artifact) -> Artifact | None:
-    """The embed artifact the graph was built from; RecGOAT needs one, the ID-only models ignore it."""
+    """The embed artifact the graph was built from; the content models need one, the ID-only models ignore it."""
     embed_id = graph.manifest.upstream_id("embed")
-    if config.model != "recgoat":
+    if config.model not in CONTENT_MODELS:
         return None
     if embed_id is None:
         raise UserError(
-            f"--model recgoat needs LM representations, but build-graph artifact {graph.id} was built without an embed "
+            f"--model {config.model} needs LM representations, but build-graph artifact {graph.id} was built without an embed "
             f"artifact; run `recgoat embed --dataset {ctx.key}` and then `recgoat build-graph --dataset {ctx.key}`."
         )
     return ctx.store.get("embed", embed_id)
@@ -217,6 +247,10 @@ def run_train(
     work_dir = folder / f".work-{artifact_id}"
     if not resume and (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
+    if config.model == "late-fusion":
+        from recgoat_cli.stages.late_fusion import run_late_fusion
+
+        return run_late_fusion(ctx, config, graph, embed, artifact_id, resume=resume, on_epoch=on_epoch, log=log), False
     metric, _, k = config.val_metric.partition("@")
     valid_indptr, valid_indices = split_csr(dataset, "valid")
     if len(valid_indices) == 0:

@@ -59,7 +59,9 @@ def trial_configs(base: TrainConfig, grid: dict[str, list[str]], search: str, bu
     configs = []
     for point in points:
         try:
-            configs.append(TrainConfig(**(base.model_dump(exclude={"non_semantic"}) | point)))
+            # only the options the base was given: a default that depends on the model (FREEDOM's layers and
+            # L2) then follows the trial's model, not the base's
+            configs.append(TrainConfig(**(base.model_dump(exclude={"non_semantic"}, exclude_unset=True) | point)))
         except ValidationError as exc:
             first = exc.errors()[0]
             raise UserError(f"--grid value {point} is not valid for {first['loc'][0]}: {first['msg']}.") from None

@@ -86,6 +86,11 @@ class _RecordingWriter:
         self.handle.flush()
 
 
+def structure_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator a model's ``start_epoch`` draws from: (seed, epoch) again, in a stream apart from the triples'."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) ^ 0x5DEECE66D)
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write then rename, so a kill mid-write leaves the previous checkpoint intact.
 
@@ -192,6 +197,7 @@ def fit(
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
         trained.train()
+        model.start_epoch(graph, structure_generator(settings.seed, epoch))
         users, positives, negatives = sampler.epoch(epoch_generator(settings.seed, epoch))
         totals: dict[str, float] = {}
         n_batches = 0
@@ -217,6 +223,7 @@ def fit(
                         out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows), triples=(user_rows, pos_rows, neg_rows)
                     )
                 )
+                terms.update(model.pairwise_losses(out, user_rows, pos_rows, neg_rows))
                 loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             (loss * (share * world) if world > 1 else loss).backward()

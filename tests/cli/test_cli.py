@@ -160,3 +160,27 @@ def test_parse_errors_are_one_line(tiny):
         "error: Invalid value for '--epochs': Input should be a valid integer, unable to parse string as an integer "
         "(see `recgoat train --help`)."
     ]
+
+
+def test_freedom_late_fusion_and_evaluate_mask_from_the_command_line(tiny):
+    data, runs = tiny
+    np.save(data / "text_feat.npy", np.random.default_rng(0).standard_normal((30, 6)).astype(np.float32))
+    common = ["--dataset", str(data), "--workdir", str(runs)]
+    result = invoke("run", *common, "--model", "freedom", "--epochs", "2", "--dim", "8", "--knn-k", "3", "--user-knn-k", "3", "--freedom-knn-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["train"]["model"] == "freedom" and payload["evaluate"]["mask"] == "train+valid"
+
+    result = invoke("train", *common, "--model", "late-fusion", "--epochs", "2", "--dim", "8", "--late-fusion-grid", "0,1", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"] == "late-fusion"
+    result = invoke("evaluate", *common, "--mask", "train", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["mask"] == "train"
+
+    for args, message in (
+        (["evaluate", "--mask", "valid"], "--mask valid: use train or train+valid."),
+        (["train", "--model", "late-fusion", "--late-fusion-grid", "0,x"], "--late-fusion-grid 0,x"),
+    ):
+        result = invoke(*args, *common)
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

@@ -94,3 +94,10 @@ def test_parallel_failure_is_a_user_error(tiny_dataset, tmp_path):
                                  "--epochs", "2", "--grid", "lr=0.01,0.02", "--device", "tpu", "--jobs", "2"])
     assert result.exit_code == 2 and "tpu" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "tiny" / "tune").exists()
+
+
+def test_model_dependent_defaults_follow_each_trial_s_model():
+    trials = trial_configs(TrainConfig(model="late-fusion", lr=0.01), parse_grid(["base_model=lightgcn,freedom"]), "grid", None, 0)
+    assert [(t.base_model, t.n_layers, t.reg, t.lr) for t in trials] == [("lightgcn", 3, 1e-4, 0.01), ("freedom", 2, 0.0, 0.01)]
+    trials = trial_configs(TrainConfig(model="lightgcn", n_layers=4), parse_grid(["model=lightgcn,freedom"]), "grid", None, 0)
+    assert [(t.model, t.n_layers, t.reg) for t in trials] == [("lightgcn", 4, 1e-4), ("freedom", 4, 0.0)]

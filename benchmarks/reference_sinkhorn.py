@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--train", default=None, help="a --preset reference train artifact id (its best epoch is used)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file (best.pt / last.pt) of a --preset reference run, e.g. one still training")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--reference-init", action="store_true",
                         help="also describe a model whose ID embeddings are drawn from N(0, 0.1^2), the reference's init (recgoat: Xavier)")
@@ -105,6 +106,11 @@ def main() -> None:
         model = build_model("recgoat", trained.manifest.summary["model_args"])
         model.load_state_dict(load_checkpoint(trained.file(BEST))["state_dict"])
         runs.append((f"trained {trained.id}", model))
+    if options.checkpoint:
+        state = load_checkpoint(options.checkpoint)
+        model = build_model("recgoat", state["model_args"])
+        model.load_state_dict(state["state_dict"])
+        runs.append((f"checkpoint {options.checkpoint.parent.name}/{options.checkpoint.name} (epoch {state['epoch']})", model))
     for label, model in runs:
         for record in describe(model, tensors, label, options.steps):
             print(json.dumps(record | {"dataset": options.dataset, "date": time.strftime("%Y-%m-%d")}), flush=True)

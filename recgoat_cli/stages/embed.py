@@ -86,13 +86,19 @@ def default_text_template(columns: list[str]) -> str:
 
 
 def image_paths(dataset: Dataset) -> list[Path | None]:
+    """The image file of each item (``images/<itemID>.<ext>`` for any suffix of ``IMAGE_SUFFIXES``), or None.
+
+    An item with several files gets the one whose suffix comes first in ``IMAGE_SUFFIXES``, as in ``prepare``.
+    """
     paths: list[Path | None] = [None] * dataset.n_items
     if dataset.image_dir is None:
         return paths
-    for path in dataset.image_dir.iterdir():
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.stem.isdigit() and int(path.stem) < dataset.n_items:
+    for path in sorted(dataset.image_dir.iterdir()):
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES and path.stem.isdigit() and int(path.stem) < dataset.n_items and not path.name.startswith("."):
             item = int(path.stem)
-            if paths[item] is None or path.suffix.lower() == ".png":
+            current = paths[item]
+            if current is None or IMAGE_SUFFIXES.index(suffix) < IMAGE_SUFFIXES.index(current.suffix.lower()):
                 paths[item] = path
     return paths
 
@@ -213,7 +219,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             encoder = "clip" if config.image_weights else "descriptor"
         if not have_images:
             if config.image_encoder in ("clip", "descriptor"):
-                raise UserError(f"--image-encoder {config.image_encoder}: {dataset.root} has no images/ folder with <itemID>.png|jpg files.")
+                raise UserError(f"--image-encoder {config.image_encoder}: {dataset.root} has no images/ folder with <itemID>.<ext> files ({', '.join(IMAGE_SUFFIXES)}).")
             skipped["image"] = f"{dataset.root} has no images"
         elif encoder == "clip":
             from recgoat_cli.encoders.image import encode_images, load_image_model

@@ -111,8 +111,6 @@ def handle_errors(command: Callable) -> Callable:
 
         from recgoat_cli.errors import GateFailure, UserError
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
             if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not getattr(command, "runs_distributed", False):
                 raise UserError(

@@ -24,6 +24,7 @@ from recgoat_cli.cli.embed import (
     ImageEncoderOpt,
     ImageModelOpt,
     ImageWeightsOpt,
+    OfflineOpt,
     SkipUnreadableImagesOpt,
     TextModelOpt,
     TextTemplateOpt,
@@ -106,6 +107,7 @@ def run(
     feature: FeatureOpt = None,
     user_mode: UserModeOpt = "mean",
     skip_unreadable_images: SkipUnreadableImagesOpt = False,
+    offline: OfflineOpt = False,
     knn_k: Annotated[int, typer.Option("--knn-k", help="neighbours per item in each item-item graph")] = 10,
     user_knn_k: Annotated[int, typer.Option("--user-knn-k", help="neighbours per user in the user-user graph")] = 10,
     k: KOpt = None,
@@ -132,7 +134,7 @@ def run(
     embedded = None
     data = ctx.dataset
     if data.item_table is not None or data.image_dir is not None or data.feature_files or feature:
-        econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device, skip_unreadable_images)
+        econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device, skip_unreadable_images, offline)
         embedded, cached = run_embed(ctx, econfig, log=output.info)
         output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))
     graph, cached = run_build_graph(ctx, GraphConfig(knn_k=knn_k, user_knn_k=user_knn_k), embedded)

@@ -173,6 +173,12 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
 
     dataset = ctx.dataset
     hashes = input_fingerprint(dataset, config)
+    # The models are found (hub models fetched) before the cache check: the id includes what would be loaded.
+    text_source, image_source = resolve_models(ctx, config, log)
+    if text_source is not None:
+        hashes["text_model"] = text_source.fingerprint
+    if image_source is not None:
+        hashes["image_weights"] = image_source.fingerprint
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [], hashes)
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
@@ -195,7 +201,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             table = read_item_table(dataset)
             template = config.text_template or default_text_template([c for c in table.columns if c != "itemID"])
             texts, missing = render_item_texts(table.drop("itemID"), template, dataset.n_items)
-            text_model, spec, info = load_text_model(config.text_model, device)
+            text_model, spec, info = load_text_model(config.text_model, device, source=text_source)
             text_encoder = (text_model, spec, table)
             log(f"text: {info['name']} ({info['dim']}-d) over {dataset.n_items} items")
             present = [i for i, t in enumerate(texts) if t]
@@ -214,9 +220,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     if config.image_encoder != "none":
         paths = image_paths(dataset)
         have_images = any(p is not None for p in paths)
-        encoder = config.image_encoder
-        if encoder == "auto":
-            encoder = "clip" if config.image_weights else "descriptor"
+        encoder = image_encoder_choice(config)
         if not have_images:
             if config.image_encoder in ("clip", "descriptor"):
                 raise UserError(f"--image-encoder {config.image_encoder}: {dataset.root} has no images/ folder with <itemID>.<ext> files ({', '.join(IMAGE_SUFFIXES)}).")
@@ -224,7 +228,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
         elif encoder == "clip":
             from recgoat_cli.encoders.image import encode_images, load_image_model
 
-            model, preprocess, info = load_image_model(config.image_model, config.image_weights, device)
+            model, preprocess, info = load_image_model(config.image_model, config.image_weights, device, source=image_source)
             log(f"image: open_clip {config.image_model} over {sum(p is not None for p in paths)} images")
             matrix, bad, reasons = sharded_images(
                 lambda chunk: encode_images(model, preprocess, chunk, config.batch_size, device, progress=ctx.progress), paths
@@ -281,6 +285,32 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
         )
 
     return ctx.publish(STAGE, artifact_id, write), False
+
+
+def image_encoder_choice(config: EmbedConfig) -> str:
+    """``--image-encoder auto`` is clip when weights are given (a file, a tag, or an ``hf-hub:`` model), else descriptor."""
+    if config.image_encoder != "auto":
+        return config.image_encoder
+    return "clip" if config.image_weights or config.image_model.startswith("hf-hub:") else "descriptor"
+
+
+def resolve_models(ctx: StageContext, config: EmbedConfig, log):
+    """(text model source, open_clip weights source) this run will load, each None when that model is not used.
+
+    A hub model is downloaded into the Hugging Face cache here on first use (unless ``--offline``), so that its
+    resolved commit, like a local folder's file hashes, can enter the artifact id.
+    """
+    dataset = ctx.dataset
+    text_source = image_source = None
+    if config.text_model and dataset.item_table is not None:
+        from recgoat_cli.encoders.text import resolve_text_model
+
+        text_source = resolve_text_model(config.text_model, offline=config.offline, log=log, progress=ctx.progress)
+    if config.image_encoder != "none" and image_encoder_choice(config) == "clip" and any(p is not None for p in image_paths(dataset)):
+        from recgoat_cli.encoders.image import resolve_image_weights
+
+        image_source = resolve_image_weights(config.image_model, config.image_weights, offline=config.offline, log=log, progress=ctx.progress)
+    return text_source, image_source
 
 
 def require_train_items_for_profiles(dataset: Dataset) -> None:

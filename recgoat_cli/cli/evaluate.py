@@ -95,7 +95,10 @@ def evaluate(
     config = EvalConfig(ks=tuple(k or (10, 20)), split=split, device=device)
     gates = parse_gates(fail_below or (), config.metrics, config.ks)  # before ranking: a typo costs nothing
     from recgoat_cli.stages.train import latest_seed_group
+    from recgoat_cli.stages.upstream import ensure_trained
 
+    if not from_id:
+        ensure_trained(ctx, "evaluate", log=output.info, device=device)  # make-style: trains first when nothing is trained
     ids = list(from_id or latest_seed_group(ctx) or [None])
     evaluated = [run_evaluate(ctx, config, ctx.store.get("train", i)) for i in ids]
     if len(evaluated) == 1:

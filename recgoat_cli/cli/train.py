@@ -134,7 +134,9 @@ def train(
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, force=force, out=output)
     config = train_config(locals())
-    graph = ctx.store.get("build-graph", from_id)
+    from recgoat_cli.stages.upstream import build_graph_for_train
+
+    graph = build_graph_for_train(ctx, from_id, log=output.info)  # make-style: builds what is missing, with defaults
     if seeds:
         from recgoat_cli.stages.train import write_seed_group
 

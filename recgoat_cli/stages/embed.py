@@ -251,9 +251,14 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     from recgoat_cli.encoders.features import load_feature_file, parse_feature_spec
 
     feature_files = dict(dataset.feature_files) if config.dataset_features else {}
+    explicit = {name for name, _ in config.features}
     for name, path in config.features:
         feature_files[name] = Path(path)
     for name, path in feature_files.items():
+        if name in modalities and name not in explicit and f"{name}_feat" not in feature_files:
+            # An MMRec folder's text_feat.npy next to raw text in items.tsv: keep both, the file's as text_feat.
+            log(f"{path.name}: a {name} modality is encoded already (from items.tsv or images/), so this file becomes the {name}_feat modality")
+            name = f"{name}_feat"
         if name in modalities:
             raise UserError(f"--feature {name}: a modality named {name} exists already; pick another name.")
         parse_feature_spec(f"{name}={path}")  # the same name rules for the dataset's own files

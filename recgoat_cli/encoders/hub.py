@@ -153,36 +153,36 @@ def _not_found(error: BaseException) -> bool:
     return isinstance(error, HfHubHTTPError) and error.response is not None and error.response.status_code == 404
 
 
-def _raise_for_hub_error(error: BaseException, what: str, repo_id: str, local_flag: str) -> None:
+def _raise_for_hub_error(error: BaseException, what: str, repo_id: str, local_hint: str) -> None:
     """Turn an error of the hub into one sentence (UserError) naming the model, the endpoint and the fixes."""
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
     endpoint = hub_endpoint()
     if _not_found(error):
         raise UserError(
-            f"{what} {repo_id} was not found on {endpoint} (a typo, or a private repo: log in with `hf auth login`); "
-            f"check the name, or pass {local_flag} a local folder."
+            f"{what} was not found on {endpoint} (a typo, or a private repo: log in with `hf auth login`); "
+            f"check the name, or {local_hint}."
         ) from None
     if isinstance(error, GatedRepoError) or (
         isinstance(error, HfHubHTTPError) and error.response is not None and error.response.status_code in (401, 403)
     ):
         raise UserError(
-            f"{what} {repo_id} on {endpoint} needs an access token ({_cause(error)}); accept its licence on the hub and "
-            f"run `hf auth login`, or pass {local_flag} a local folder."
+            f"{what} on {endpoint} needs an access token ({_cause(error)}); accept its licence on the hub and "
+            f"run `hf auth login`, or {local_hint}."
         ) from None
     raise UserError(
-        f"could not download {what} {repo_id} from {endpoint} ({_cause(error)}); check the network or the proxy "
-        f"(HTTPS_PROXY), pass --offline to use only the local cache {hub_cache()}, or pass {local_flag} a local folder."
+        f"could not download {what} from {endpoint} ({_cause(error)}); check the network or the proxy "
+        f"(HTTPS_PROXY), pass --offline to use only the local cache {hub_cache()}, or {local_hint}."
     ) from None
 
 
-def _offline_missing(what: str, repo_id: str, cache: str, offline_flag: bool, local_flag: str, detail: str = "") -> UserError:
+def _offline_missing(what: str, repo_id: str, cache: str, offline_flag: bool, local_hint: str, detail: str = "") -> UserError:
     detail = f" ({detail})" if detail else ""
     return UserError(
-        f"{what} {repo_id} is not in the local Hugging Face cache {cache}{detail} and {offline_reason(offline_flag)} "
+        f"{what} is not in the local Hugging Face cache {cache}{detail} and {offline_reason(offline_flag)} "
         f"forbids downloads; run once without {offline_reason(offline_flag)} to download it, or on a machine with "
-        f"internet run `hf download {repo_id}` and copy its cache folder here (same path, or set HF_HOME), or run "
-        f"`hf download {repo_id} --local-dir DIR`, copy DIR here and pass {local_flag} DIR."
+        f"internet run `hf download {repo_id}` and copy its cache folder here (same path, or set HF_HOME), or "
+        f"{local_hint}."
     )
 
 
@@ -212,7 +212,7 @@ def fetch_snapshot(
     repo_id: str,
     *,
     what: str,
-    local_flag: str,
+    local_hint: str,
     offline_flag: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] = lambda message: None,
@@ -222,8 +222,8 @@ def fetch_snapshot(
 
     Args:
         repo_id: ``org/name`` on the hub (``HF_ENDPOINT`` decides which hub).
-        what: what the model is, for messages (``"text model"``).
-        local_flag: the option that takes a local folder instead, for messages (``"--text-model"``).
+        what: the model as messages name it, with its repo id (``"text model BAAI/bge-base-en-v1.5 (bge-base)"``).
+        local_hint: the way to use a local copy instead, for messages (``"pass --text-model DIR"``).
         offline_flag: ``--offline`` was given (``HF_HUB_OFFLINE=1`` is read here too).
         cache_dir: the hub cache (default ``HF_HUB_CACHE``).
         log: one-line notices (a download starting, a cached copy used because the hub was unreachable).
@@ -246,16 +246,16 @@ def fetch_snapshot(
         except IncompleteSnapshotError:
             if offline:
                 raise UserError(
-                    f"the cached copy of {what} {repo_id} in {cache} is incomplete (an interrupted download) and "
+                    f"the cached copy of {what} in {cache} is incomplete (an interrupted download) and "
                     f"{offline_reason(offline_flag)} forbids finishing it; run once without "
-                    f"{offline_reason(offline_flag)}, or pass {local_flag} a local folder."
+                    f"{offline_reason(offline_flag)}, or {local_hint}."
                 ) from None
             return None
 
     if offline:
         folder = cached_or_none()
         if folder is None:
-            raise _offline_missing(what, repo_id, cache, offline_flag, local_flag)
+            raise _offline_missing(what, repo_id, cache, offline_flag, local_hint)
         return HubModel(repo_id, folder, folder.name)
 
     bound_hub_timeouts()
@@ -263,10 +263,10 @@ def fetch_snapshot(
         info = HfApi().repo_info(repo_id, timeout=connect_timeout_s())
     except _network_errors() as error:
         if _not_found(error) or not _is_unreachable(error):
-            _raise_for_hub_error(error, what, repo_id, local_flag)
+            _raise_for_hub_error(error, what, repo_id, local_hint)
         folder = cached_or_none()
         if folder is None:
-            _raise_for_hub_error(error, what, repo_id, local_flag)
+            _raise_for_hub_error(error, what, repo_id, local_hint)
         return HubModel(repo_id, folder, folder.name, stale=f"{hub_endpoint()} unreachable ({_cause(error)})")
     files = [s.rfilename for s in (info.siblings or [])]
     allow, ignore = snapshot_patterns(files)
@@ -274,13 +274,13 @@ def fetch_snapshot(
     snapshot = Path(cache) / f"models--{repo_id.replace('/', '--')}" / "snapshots" / str(info.sha)
     missing = [f for f in wanted if not (snapshot / f).exists()]
     if missing:
-        log(f"downloading {what} {repo_id} ({len(missing)} files) from {hub_endpoint()} into {cache}; later runs reuse it")
+        log(f"downloading {what} ({len(missing)} files) from {hub_endpoint()} into {cache}; later runs reuse it")
     if not progress:
         disable_progress_bars()
     try:
         folder = Path(snapshot_download(repo_id, cache_dir=cache, allow_patterns=allow, ignore_patterns=ignore, etag_timeout=connect_timeout_s()))
     except _network_errors() as error:
-        _raise_for_hub_error(error, what, repo_id, local_flag)
+        _raise_for_hub_error(error, what, repo_id, local_hint)
     finally:
         if not progress:
             enable_progress_bars()
@@ -292,7 +292,7 @@ def fetch_file(
     filenames: list[str],
     *,
     what: str,
-    local_flag: str,
+    local_hint: str,
     offline_flag: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] = lambda message: None,
@@ -300,10 +300,11 @@ def fetch_file(
 ) -> tuple[Path, str]:
     """The cached path of the first of ``filenames`` that ``repo_id`` has, and its commit; downloads unless offline.
 
-    open_clip's own rule: the first name that exists wins (a ``.safetensors`` twin before a ``.bin``).
+    open_clip's own rule: the first name that exists wins (a ``.safetensors`` twin before a ``.bin``). The hub is
+    asked once, with the connect timeout and no retries, which files the repo has and at which commit; only then
+    is the file fetched (huggingface_hub retries a file request 5 times, which is right once the hub answered).
     """
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     cache = hub_cache(cache_dir)
@@ -312,42 +313,35 @@ def fetch_file(
     first_cached = next((Path(path) for path in cached if isinstance(path, str)), None)
     if offline:
         if first_cached is None:
-            raise _offline_missing(what, repo_id, cache, offline_flag, local_flag, f"files {', '.join(filenames)}")
+            raise _offline_missing(what, repo_id, cache, offline_flag, local_hint, f"files {', '.join(filenames)}")
         return first_cached, first_cached.parent.name
     bound_hub_timeouts()
+    try:
+        info = HfApi().repo_info(repo_id, timeout=connect_timeout_s())
+    except _network_errors() as error:
+        if first_cached is not None and _is_unreachable(error) and not _not_found(error):
+            log(f"{what}: {hub_endpoint()} unreachable ({_cause(error)}); using the cached {first_cached}")
+            return first_cached, first_cached.parent.name
+        _raise_for_hub_error(error, what, repo_id, local_hint)
+    present = {s.rfilename for s in (info.siblings or [])}
+    name = next((n for n in filenames if n in present), None)
+    if name is None:
+        raise UserError(
+            f"{what} on {hub_endpoint()} has none of the files {', '.join(filenames)}; check the name, or {local_hint}."
+        )
+    snapshot_file = Path(cache) / f"models--{repo_id.replace('/', '--')}" / "snapshots" / str(info.sha) / name
+    if not snapshot_file.exists():
+        log(f"downloading {what} (file {name}) from {hub_endpoint()} into {cache}; later runs reuse it")
     if not progress:
         disable_progress_bars()
     try:
-        last_error: BaseException | None = None
-        for name in filenames:
-            try:
-                if first_cached is None:
-                    log(f"downloading {what} {repo_id}/{name} from {hub_endpoint()} into {cache}; later runs reuse it")
-                path = Path(hf_hub_download(repo_id, name, cache_dir=cache, etag_timeout=connect_timeout_s()))
-                return path, _commit_of(path, name)
-            except EntryNotFoundError as error:
-                last_error = error  # the next candidate name
-            except _network_errors() as error:
-                if _not_found(error) and not _repo_missing(error):
-                    last_error = error
-                    continue
-                if first_cached is not None and _is_unreachable(error):
-                    log(f"could not reach {hub_endpoint()} ({_cause(error)}); using the cached {first_cached}")
-                    return first_cached, first_cached.parent.name
-                _raise_for_hub_error(error, what, repo_id, local_flag)
-        raise UserError(
-            f"{what} {repo_id} on {hub_endpoint()} has none of the files {', '.join(filenames)}; check the name, or pass "
-            f"{local_flag} a local file."
-        ) from last_error
+        path = Path(hf_hub_download(repo_id, name, cache_dir=cache, etag_timeout=connect_timeout_s()))
+    except _network_errors() as error:
+        _raise_for_hub_error(error, what, repo_id, local_hint)
     finally:
         if not progress:
             enable_progress_bars()
-
-
-def _repo_missing(error: BaseException) -> bool:
-    from huggingface_hub.errors import RepositoryNotFoundError
-
-    return isinstance(error, RepositoryNotFoundError)
+    return path, _commit_of(path, name)
 
 
 def _commit_of(path: Path, filename: str) -> str:

@@ -189,7 +189,7 @@ def resolve_image_weights(
                 "open_clip architecture name with it."
             )
         repo_id = arch[len(HF_HUB_PREFIX):]
-        common = dict(what="open_clip model", local_flag="--image-weights", offline_flag=offline, cache_dir=hub_cache_dir, log=log, progress=progress)
+        common = dict(what=f"open_clip model {repo_id}", local_hint="pass --image-model an open_clip architecture with --image-weights a local weights file", offline_flag=offline, cache_dir=hub_cache_dir, log=log, progress=progress)
         config_file, commit = fetch_file(repo_id, [OPEN_CLIP_CONFIG], **common)
         try:
             config = json.loads(config_file.read_text(encoding="utf-8"))
@@ -252,7 +252,8 @@ def resolve_image_weights(
                 f"with internet download {_download_hint(pretrained_cfg)}, copy it here and pass `--image-weights /path/to/file`."
             )
         path, commit = fetch_file(
-            repo_id, candidates, what=f"open_clip weights {arch}/{weights}", local_flag="--image-weights",
+            repo_id, candidates, what=f"open_clip weights {arch}/{weights} ({repo_id})",
+            local_hint=f"download {_download_hint(pretrained_cfg)} elsewhere, copy it here and pass `--image-weights /path/to/file`",
             offline_flag=offline, cache_dir=hub_cache_dir or hub_cache(), log=log, progress=progress,
         )
         weights_file = path  # the snapshot path (a link into blobs/), as open_clip itself would load it

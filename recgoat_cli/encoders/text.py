@@ -193,7 +193,7 @@ def resolve_text_model(
 
     alias_note = f" ({spec.name})" if spec.name != source else ""
     fetched = fetch_snapshot(
-        source, what=f"text model{alias_note}", local_flag="--text-model", offline_flag=offline, cache_dir=cache_dir,
+        source, what=f"text model {source}{alias_note}", local_hint=f"run `hf download {source} --local-dir DIR`, copy DIR here and pass --text-model DIR", offline_flag=offline, cache_dir=cache_dir,
         log=log, progress=progress,
     )
     if fetched.stale:

@@ -56,9 +56,10 @@ def hub_env(tmp_path: Path, endpoint: str, hf_home: Path) -> dict[str, str]:
     return env
 
 
-def embed(dataset: Path, workdir: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+def embed(dataset: Path, workdir: Path, env: dict[str, str], *extra: str, as_json: bool = True) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "recgoat_cli", "embed", "--dataset", str(dataset), "--workdir", str(workdir),
-            "--text-model", TEXT_REPO, "--image-model", f"hf-hub:{CLIP_REPO}", "--device", "cpu", "--json", *extra]
+            "--text-model", TEXT_REPO, "--image-model", f"hf-hub:{CLIP_REPO}", "--device", "cpu", *extra]
+    args += ["--json"] if as_json else []
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -105,17 +106,21 @@ def test_embed_downloads_caches_reuses_and_follows_new_commits(tmp_path):
         items_first = np.load(Path(first["path"]) / "item_text.npy")
         items_third = np.load(Path(third["path"]) / "item_text.npy")
         assert not np.allclose(items_first, items_third)
+
+        # 4. --offline never asks the hub (which is up and would answer), and finds the same cached models
+        asked = len(hub.requests)
+        fourth = payload(embed(data, runs, env, "--offline", "--force"))
+        assert len(hub.requests) == asked and fourth["artifact_id"] == third["artifact_id"]
+        np.testing.assert_allclose(np.load(Path(fourth["path"]) / "item_text.npy"), items_third, atol=1e-6)
     finally:
         hub.stop()
 
-    # 4. hub gone: the cached copy is used, and said so; the artifact is the one of the cached commit
-    offline_hub = embed(data, runs, env)
-    fourth = payload(offline_hub)
-    assert fourth["cached"] and fourth["artifact_id"] == third["artifact_id"]
-    # 5. --offline never tries the network, and finds the same cached models
-    fifth = payload(embed(data, runs, env, "--offline", "--force"))
-    assert fifth["artifact_id"] == third["artifact_id"]
-    np.testing.assert_allclose(np.load(Path(fifth["path"]) / "item_text.npy"), items_third, atol=1e-6)
+    # 5. hub gone, not offline: the cached copies are used, a notice says so, and the artifact is the cached one
+    hub_gone = embed(data, runs, env, as_json=False)
+    assert hub_gone.returncode == 0, hub_gone.stderr
+    assert f"text model {TEXT_REPO}: {hub.endpoint} unreachable (ConnectError" in hub_gone.stderr
+    assert f"using the cached commit {new_commit[:12]}" in hub_gone.stderr
+    assert f"cached embed artifact {third['artifact_id']}" in hub_gone.stderr
 
 
 def _closed_port() -> int:
@@ -135,7 +140,7 @@ def test_unreachable_hub_is_exit_2_within_the_timeout(tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     message = lines[0]
     assert message.startswith(f"error: could not download text model {TEXT_REPO} from http://127.0.0.1:")
-    assert "--offline" in message and "--text-model a local folder" in message and "ConnectError" in message
+    assert "--offline" in message and "pass --text-model DIR" in message and "ConnectError" in message
     assert elapsed < 60, elapsed  # python start-up plus one refused connect; no retry loop
     assert not (tmp_path / "hf" / "hub" / "models--test-org--tiny-st" / "snapshots").exists()
 

@@ -44,7 +44,8 @@ def _say(ctx: StageContext, target: str, chain: list[str], log: Log) -> None:
     steps = [f"`recgoat {stage}`" for stage in chain]
     listed = steps[0] if len(steps) == 1 else ", ".join(steps[:-1]) + " and " + steps[-1]
     first = chain[-1]
-    log(f"no {first} artifact for dataset '{ctx.key}' yet, so `recgoat {target}` runs {listed} with their defaults first")
+    defaults = "its defaults" if len(chain) == 1 else "their defaults"
+    log(f"no {first} artifact for dataset '{ctx.key}' yet, so `recgoat {target}` runs {listed} with {defaults} first")
 
 
 def _run_chain(ctx: StageContext, chain: list[str], *, device: str = "auto") -> None:

@@ -102,3 +102,14 @@ def test_raw_text_next_to_mmrec_text_features_keeps_both(tmp_path):
     assert result.exit_code == 0, result.output
     modalities = json.loads(result.stdout)["modalities"]
     assert modalities == {"text": [10, 384], "image": [10, 4096], "text_feat": [10, 384]}
+
+
+def test_evaluate_with_no_train_artifact_trains_first_in_one_line(tiny_dataset, tmp_path):
+    common = ["--dataset", str(tiny_dataset), "--workdir", str(tmp_path / "runs")]
+    assert runner.invoke(app, ["build-graph", *common, "--quiet"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", *common, "--k", "5"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "no train artifact for dataset 'tiny' yet, so `recgoat evaluate` runs `recgoat train` with its defaults first"
+    ]
+    assert "recall" in result.stdout

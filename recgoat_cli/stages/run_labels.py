@@ -63,7 +63,7 @@ def run_labels(runs: Sequence[tuple[str, Mapping[str, Any], int | None, str]]) -
         seeds = {runs[j][2] for j in range(len(runs)) if configurations[j] == configurations[i]}
         labels.append(configurations[i] + (f" seed {seed}" if len(seeds) > 1 else ""))
     # Same configuration and seed (e.g. one run trained with --resume and one without): the id tells them apart.
-    labels = [label if labels.count(label) == 1 else f"{label} ({runs[i][3][:6]})" for i, label in enumerate(labels)]
+    labels = [label if labels.count(label) == 1 else f"{label} ({str(runs[i][3] or '?')[:6]})" for i, label in enumerate(labels)]
     return [RunLabel(configuration, label) for configuration, label in zip(configurations, labels)]
 
 

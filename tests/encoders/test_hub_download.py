@@ -145,6 +145,35 @@ def test_unreachable_hub_is_exit_2_within_the_timeout(tmp_path):
     assert not (tmp_path / "hf" / "hub" / "models--test-org--tiny-st" / "snapshots").exists()
 
 
+def test_black_holed_hub_is_exit_2_after_the_connect_timeout(tmp_path):
+    """A hub whose connects hang (a full listen backlog drops the SYNs, like a black-holed address): without a
+    connect timeout huggingface_hub's API call would wait for minutes; with HF_HUB_ETAG_TIMEOUT=3 it gives up."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # fill the backlog; later connects get no answer at all
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    try:
+        data = small_dataset(tmp_path / "data")
+        started = time.monotonic()
+        proc = embed(data, tmp_path / "runs", hub_env(tmp_path, f"http://127.0.0.1:{port}", tmp_path / "hf"))
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "ConnectTimeout" in proc.stderr, proc.stderr
+    assert elapsed < 90, elapsed  # python start-up (slow on a loaded machine) plus a few seconds, not minutes
+
+
 def test_interrupted_download_is_never_used(tmp_path):
     """A snapshot with a file missing (the download failed half way) is refused offline and completed online."""
     hub = FakeHub().start()

@@ -5,11 +5,11 @@ test builds, over the same routes huggingface.co answers. ``recgoat embed`` runs
 ``HF_ENDPOINT`` pointing at it (huggingface_hub reads it once, at import) and its own ``HF_HOME``, so nothing
 here touches the network or the user's cache, and nothing of recgoat is mocked.
 
-The open_clip part goes through ``--image-model hf-hub:ORG/NAME`` (config and weights from a hub repo). A
-pretrained *tag* (``--image-weights laion2b_s34b_b79k``) is fetched by the same ``encoders.hub.fetch_file``
-from the repo open_clip's registry names for it; serving it here would need a checkpoint of a real
-architecture (ViT-B-32: 600 MB), so the tag's repo and file names are checked against open_clip's registry in
-``test_tag_files_follow_open_clips_registry`` instead.
+The open_clip part goes end to end through ``--image-model hf-hub:ORG/NAME`` (config and weights from a hub
+repo, a tiny model). A pretrained *tag* (``--image-weights laion2b_s34b_b79k``) is fetched by the same
+``encoders.hub.fetch_file`` from the repo open_clip's registry names for it; a loadable checkpoint for a tag
+would have to be a real architecture (ViT-B-32: 600 MB), so the tag test serves tiny weights under the tag's
+repo and file name and checks the download into the cache, then the (expected) architecture mismatch.
 """
 
 from __future__ import annotations
@@ -196,6 +196,29 @@ def test_interrupted_download_is_never_used(tmp_path):
         assert (snapshot / "model.safetensors").is_file()
     finally:
         hub.stop()
+
+
+def test_open_clip_tag_is_fetched_from_the_repo_open_clip_names(tmp_path):
+    """``--image-weights laion2b_s34b_b79k`` downloads the file open_clip's registry names for the tag into the hub
+    cache. The served file holds tiny weights, so loading them into ViT-B-32 then fails as a mismatch (exit 2):
+    the download path is real, the load of real weights is covered by the weights-file tests."""
+    repo = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
+    hub = FakeHub().start()
+    try:
+        commit = hub.publish(repo, {"open_clip_model.safetensors": tiny_open_clip(tmp_path / "clip")["open_clip_model.safetensors"],
+                                    "open_clip_pytorch_model.bin": b"the same weights, pickled", "README.md": b"# clip"})
+        env = hub_env(tmp_path, hub.endpoint, tmp_path / "hf")
+        args = [sys.executable, "-m", "recgoat_cli", "embed", "--dataset", str(small_dataset(tmp_path / "data")), "--workdir",
+                str(tmp_path / "runs"), "--text-model", "none", "--image-model", "ViT-B-32", "--image-weights", "laion2b_s34b_b79k",
+                "--device", "cpu"]
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        hub.stop()
+    assert proc.returncode == 2 and "could not be loaded into open_clip ViT-B-32" in proc.stderr, proc.stderr
+    assert "downloading open_clip weights ViT-B-32/laion2b_s34b_b79k" in proc.stderr
+    assert hub.downloads(repo) == ["open_clip_model.safetensors"]
+    cached = tmp_path / "hf" / "hub" / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" / "snapshots" / commit
+    assert (cached / "open_clip_model.safetensors").is_file()
 
 
 def test_tag_files_follow_open_clips_registry():

@@ -4,7 +4,12 @@ Modalities:
 - ``text``: a sentence-transformers model over a template of the dataset's ``items.tsv`` columns;
 - ``image``: open_clip with real weights (``--image-encoder clip``), or, when no weights are given, the
   documented colour-histogram + gradient-orientation descriptor (``descriptor``), said so in the manifest;
-- any precomputed ``*_feat.npy`` of the dataset, and files given with ``--feature NAME=path``.
+- any precomputed ``*_feat.npy`` of the dataset, and files given with ``--feature NAME=path`` (a dataset file whose
+  name is already an encoded modality, e.g. MMRec's ``text_feat.npy`` next to ``items.tsv``, becomes ``text_feat``).
+
+The models are found before the cache check (a hub model is downloaded into the Hugging Face cache on first
+use, unless ``--offline``), and their fingerprints (hub commit, hashes of a local folder's or weights file's
+bytes) enter the artifact id next to the input hashes: a changed model is a new artifact.
 
 Users: from each user's **train** items only, either the mean of their item text rows (``mean``; the first
 modality when there is no text) or a text profile of their last N train items encoded as a query (``profile``).

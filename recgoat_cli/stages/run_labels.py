@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: keys that never tell configurations apart: where the run ran, and the seed (named separately)
-IGNORED_KEYS = frozenset({"seed", "device", "kernels", "non_semantic", "amp"})
+#: keys that never tell configurations apart: where the run ran, and the seed (named separately); each config's
+#: own ``non_semantic`` keys (those kept out of its artifact id) are left out too
+IGNORED_KEYS = frozenset({"seed", "device", "kernels", "non_semantic"})
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ def format_value(value: Any) -> str:
 
 def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Keys (first-seen order) whose values are not the same in every config; a key a config lacks counts as None."""
-    keys = list(dict.fromkeys(k for config in configs for k in config if k not in IGNORED_KEYS))
+    ignored = IGNORED_KEYS.union(*(config.get("non_semantic") or () for config in configs))
+    keys = list(dict.fromkeys(k for config in configs for k in config if k not in ignored))
     return [k for k in keys if len({repr(config.get(k)) for config in configs}) > 1]
 
 

@@ -50,3 +50,8 @@ def test_format_value(value, text):
 
 def test_differing_keys_treats_a_missing_key_as_none_and_ignores_seed_and_device():
     assert differing_keys([{"a": 1, "seed": 1, "device": "cpu"}, {"a": 1, "b": 2, "seed": 2, "device": "cuda"}]) == ["b"]
+
+
+def test_a_configs_own_non_semantic_keys_are_left_out():
+    configs = [{"lr": 0.1, "batch_size": 64, "non_semantic": ["batch_size"]}, {"lr": 0.1, "batch_size": 128, "non_semantic": ["batch_size"]}]
+    assert differing_keys(configs) == []

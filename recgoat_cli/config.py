@@ -8,7 +8,7 @@ work runs (device, progress, batch size for ranking) are kept out of the id.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -89,12 +89,30 @@ class TrainConfig(StageConfig):
     ot_reg: float = Field(0.1, gt=0, description="entropic regularisation on the mean-normalised cost")
     ot_iters: int = Field(100, ge=1)
     ot_batch: int = Field(128, ge=2, description="items per transport problem")
-    fusion: Literal["oat", "concat", "sum", "residual"] = "oat"
+    fusion: Literal["oat", "concat", "sum", "residual", "oat-map"] = "oat"
+    item_branch: Literal["attention", "reference"] = Field("attention", description="item-item branch: batch-restricted attention or the reference's projection + GAT stack")
+    cmcl_form: Literal["views", "reference"] = Field("views", description="CMCL terms: ID-anchored view pairs, or the reference's user-item + view-pair InfoNCE")
+    cmcl_view_weight: float = Field(0.5, ge=0, le=1, description="share of the view-pair terms in the reference CMCL")
+    map_scale: float = Field(100.0, gt=0, description="oat-map: factor on the mean squared difference of two dimensions")
+    map_reg: float = Field(0.01, gt=0, description="oat-map: entropic regularisation of the dimension transport plan")
+    map_iters: int = Field(1000, ge=1, description="oat-map: Sinkhorn iteration limit of the dimension plan")
+    map_plan: Literal["sinkhorn", "none"] = Field("sinkhorn", description="oat-map: the solved plan, or none (T = 0: the reference code's underflowed plan)")
     lm_dim: int = Field(64, ge=0, description="principal components kept of each frozen LM representation (0: all)")
     kernels: Literal["auto", "native", "torch_scatter"] = "auto"
     device: str = "auto"
     amp: bool = False
     non_semantic: tuple[str, ...] = ("device", "kernels")
+
+    #: fields added after train artifact ids were published: each enters the id only away from its default, so
+    #: every earlier configuration keeps its id (and its cached artifact)
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("item_branch", "cmcl_form", "cmcl_view_weight", "map_scale", "map_reg", "map_iters", "map_plan")
+
+    def semantic_dump(self) -> dict:
+        dump = super().semantic_dump()
+        for name in self.LATE_FIELDS:
+            if dump[name] == type(self).model_fields[name].default:
+                del dump[name]
+        return dump
 
     @field_validator("val_metric")
     @classmethod

@@ -15,3 +15,10 @@ class GateFailure(Exception):
     """A metric fell below a ``--fail-below`` gate; the CLI exits with code 3."""
 
     exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (how schedulers stop a job), raised like Ctrl-C's KeyboardInterrupt so the same cleanup runs;
+    the CLI exits with code 143 (128 + SIGTERM)."""
+
+    exit_code = 143

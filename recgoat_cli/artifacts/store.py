@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -118,8 +119,12 @@ class ArtifactStore:
     def set_latest(self, stage: str, artifact_id: str) -> None:
         folder = self.stage_dir(stage)
         tmp = folder / f"{TEMP_PREFIX}latest-{uuid.uuid4().hex}"
-        tmp.write_text(artifact_id + "\n", encoding="utf-8")
-        os.replace(tmp, folder / "latest")
+        try:
+            tmp.write_text(artifact_id + "\n", encoding="utf-8")
+            os.replace(tmp, folder / "latest")
+        except BaseException:  # a full disk: the old pointer stays, and so must no half-written temp file
+            tmp.unlink(missing_ok=True)
+            raise
 
     def check_writable(self) -> None:
         """Refuse, before any work starts, a workdir where artifacts could not be written; creates nothing."""
@@ -181,13 +186,22 @@ class ArtifactStore:
         """
         folder = self.ensure_stage_dir(stage)
         tmp = folder / f"{TEMP_PREFIX}{artifact_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise UserError(f"cannot create a folder in {folder} ({exc.strerror}); free space or pass a writable --workdir.") from None
         try:
             yield tmp
             self.commit(tmp, stage, artifact_id, force=force)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            reason = write_failure(exc, folder)
+            if reason is None:
+                raise
+            raise UserError(
+                f"writing the {stage} artifact under {folder} failed ({reason}); the partial folder was removed and "
+                f"{stage}/latest was not changed, so free space (or fix the folder) and rerun."
+            ) from None
 
     def commit(self, tmp: Path, stage: str, artifact_id: str, *, force: bool = False) -> None:
         """Rename a finished folder (manifest written) to ``<stage>/<artifact_id>`` and point ``latest`` at it."""
@@ -213,6 +227,32 @@ class ArtifactStore:
         else:
             os.replace(tmp, final)
         self.set_latest(stage, artifact_id)
+
+
+#: the free bytes below which a write error without an errno (numpy's "N requested and M written") means a full disk
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def write_failure(exc: BaseException, folder: Path) -> str | None:
+    """Why writing under ``folder`` failed, when ``exc`` is a failed file operation; None for anything else.
+
+    An ``OSError`` (``ENOSPC``, ``EDQUOT``, ``EIO``, ...) says so itself; numpy reports a short write without an
+    errno and polars wraps the OS error in its own exception, so those are recognised by their text.
+    """
+    if isinstance(exc, OSError):
+        if exc.strerror:
+            return exc.strerror
+        return "No space left on device" if _free_bytes(folder) < NEARLY_FULL_BYTES else str(exc)
+    match = re.search(r"\(os error (\d+)\)", str(exc)) if type(exc).__module__.startswith("polars") else None
+    return os.strerror(int(match.group(1))) if match else None
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return 1 << 62
+    return stats.f_bavail * stats.f_frsize
 
 
 def describe_outputs(folder: Path, shapes: dict[str, list[int]] | None = None) -> dict[str, OutputFile]:

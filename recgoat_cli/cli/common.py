@@ -1,7 +1,7 @@
 """Options every command shares, how commands report, and how errors become exit codes.
 
 Exit codes: 0 success, 2 user error (one sentence on stderr, no traceback), 3 a ``--fail-below`` gate,
-130 interrupted (Ctrl-C). Heavy libraries are imported inside command bodies so ``recgoat --help`` is fast.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM, handled like Ctrl-C). Heavy libraries are imported inside command bodies so ``recgoat --help`` is fast.
 
 Under torchrun (``WORLD_SIZE`` > 1) only the commands marked ``@runs_distributed`` (train, evaluate, embed) run:
 they join the process group for their duration, and only rank 0 prints.
@@ -9,10 +9,14 @@ they join the process group for their duration, and only rank 0 prints.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -102,36 +106,69 @@ def runs_distributed(command: Callable) -> Callable:
     return wrapper
 
 
+def _raise_terminated(signum, frame) -> None:
+    from recgoat_cli.errors import Terminated
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the cleanup ends the process at once
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) in the main thread while a command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def handle_errors(command: Callable) -> Callable:
-    """Turn user errors into exit 2, gate failures into exit 3 and Ctrl-C into exit 130, without tracebacks."""
+    """Turn user errors into exit 2, gate failures into exit 3, Ctrl-C into exit 130 and SIGTERM into exit 143,
+    without tracebacks."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from pydantic import ValidationError
-
-        from recgoat_cli.errors import GateFailure, UserError
-
-        try:
-            if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not getattr(command, "runs_distributed", False):
-                raise UserError(
-                    f"`recgoat {command.__name__.replace('_', '-')}` runs on one process; only train, evaluate and embed "
-                    "run under torchrun, so run it without torchrun."
-                )
-            return command(*args, **kwargs)
-        except UserError as exc:
-            fail(str(exc), UserError.exit_code)
-        except GateFailure as exc:
-            typer.echo(f"gate failed: {exc}", err=True)
-            raise typer.Exit(GateFailure.exit_code) from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
-            fail(f"--{field}: {first['msg']}.")
-        except KeyboardInterrupt:
-            typer.echo("interrupted: partial artifacts were discarded; `recgoat train --resume` continues a training run.", err=True)
-            raise typer.Exit(130) from None
+        with _sigterm_as_interrupt():
+            return _run_command(command, args, kwargs)
 
     return wrapper
+
+
+def _run_command(command: Callable, args, kwargs):
+    from pydantic import ValidationError
+
+    from recgoat_cli.errors import GateFailure, Terminated, UserError
+
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not getattr(command, "runs_distributed", False):
+            raise UserError(
+                f"`recgoat {command.__name__.replace('_', '-')}` runs on one process; only train, evaluate and embed "
+                "run under torchrun, so run it without torchrun."
+            )
+        return command(*args, **kwargs)
+    except UserError as exc:
+        fail(str(exc), UserError.exit_code)
+    except GateFailure as exc:
+        typer.echo(f"gate failed: {exc}", err=True)
+        raise typer.Exit(GateFailure.exit_code) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]).replace("_", "-") if first["loc"] else "option"
+        fail(f"--{field}: {first['msg']}.")
+    except OSError as exc:
+        # a full disk outside an artifact's folder (a lock, a pointer, a training checkpoint); the stages
+        # already removed what they had half-written
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+            raise
+        fail(f"cannot write {exc.filename or 'a file'} ({exc.strerror}); free space and rerun (`recgoat train --resume` continues a training run).")
+    except KeyboardInterrupt as exc:
+        what, code = ("terminated (SIGTERM)", Terminated.exit_code) if isinstance(exc, Terminated) else ("interrupted", 130)
+        typer.echo(f"{what}: partial artifacts were discarded; `recgoat train --resume` continues a training run.", err=True)
+        raise typer.Exit(code) from None
 
 
 def context(dataset: str, workdir: Path, data_root: Path | None, *, force: bool = False, out: Output | None = None):

@@ -34,6 +34,15 @@ from recgoat_cli.cli.embed import (
 from recgoat_cli.cli.evaluate import KOpt, render_metrics
 from recgoat_cli.cli.train import (
     AmpOpt,
+    CmclFormOpt,
+    CmclViewWeightOpt,
+    GatDropoutOpt,
+    ItemBranchOpt,
+    MapItersOpt,
+    MapPlanOpt,
+    MapRegOpt,
+    MapScaleOpt,
+    PresetOpt,
     LmDimOpt,
     BatchOpt,
     CmclOpt,
@@ -71,34 +80,43 @@ def run(
     dataset: DatasetOpt,
     workdir: WorkdirOpt = DEFAULT_WORKDIR,
     data_root: DataRootOpt = None,
-    model: ModelOpt = "recgoat",
-    dim: DimOpt = 64,
-    layers: LayersOpt = 3,
-    lr: LrOpt = 1e-3,
-    reg: RegOpt = 1e-4,
-    batch_size: BatchOpt = 2048,
+    model: ModelOpt = None,
+    preset: PresetOpt = None,
+    dim: DimOpt = None,
+    layers: LayersOpt = None,
+    lr: LrOpt = None,
+    reg: RegOpt = None,
+    batch_size: BatchOpt = None,
     epochs: EpochsOpt = 300,
     patience: PatienceOpt = 20,
     eval_every: EvalEveryOpt = 1,
     val_metric: ValMetricOpt = "recall@20",
     seed: SeedOpt = 2024,
-    graphs: GraphsOpt = "item,user-item,user-user",
-    cmcl: CmclOpt = True,
-    oat: OatOpt = True,
-    fusion: FusionOpt = "oat",
-    lambda_cmcl: LambdaCmclOpt = 0.1,
+    graphs: GraphsOpt = None,
+    cmcl: CmclOpt = None,
+    oat: OatOpt = None,
+    fusion: FusionOpt = None,
+    lambda_cmcl: LambdaCmclOpt = None,
     lambda_oat: LambdaOatOpt = 0.1,
-    temperature: TemperatureOpt = 0.2,
+    temperature: TemperatureOpt = None,
     cmcl_rows: CmclRowsOpt = 256,
     ot_reg: OtRegOpt = 0.1,
     ot_iters: OtItersOpt = 100,
     ot_batch: OtBatchOpt = 128,
-    gat_layers: GatLayersOpt = 1,
-    gat_heads: GatHeadsOpt = 1,
-    gat_values: GatValuesOpt = "lm",
+    gat_layers: GatLayersOpt = None,
+    gat_heads: GatHeadsOpt = None,
+    gat_dropout: GatDropoutOpt = None,
+    gat_values: GatValuesOpt = None,
+    item_branch: ItemBranchOpt = None,
+    cmcl_form: CmclFormOpt = None,
+    cmcl_view_weight: CmclViewWeightOpt = None,
+    map_scale: MapScaleOpt = None,
+    map_reg: MapRegOpt = None,
+    map_iters: MapItersOpt = None,
+    map_plan: MapPlanOpt = None,
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
-    lm_dim: LmDimOpt = 64,
+    lm_dim: LmDimOpt = None,
     text_model: TextModelOpt = "minilm",
     text_template: TextTemplateOpt = None,
     image_encoder: ImageEncoderOpt = "auto",
@@ -108,7 +126,7 @@ def run(
     user_mode: UserModeOpt = "mean",
     skip_unreadable_images: SkipUnreadableImagesOpt = False,
     offline: OfflineOpt = False,
-    knn_k: Annotated[int, typer.Option("--knn-k", help="neighbours per item in each item-item graph")] = 10,
+    knn_k: Annotated[Optional[int], typer.Option("--knn-k", help="neighbours per item in each item-item graph [default: 10; --preset reference: 20]")] = None,
     user_knn_k: Annotated[int, typer.Option("--user-knn-k", help="neighbours per user in the user-user graph")] = 10,
     k: KOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", help="recommendations per user in the export")] = 20,
@@ -123,6 +141,8 @@ def run(
     is given; an ID-only dataset goes straight to build-graph (and needs --model mf or lightgcn).
     """
     from recgoat_cli.config import EvalConfig, ExportConfig, GraphConfig
+    from recgoat_cli.limits import check_pipeline
+    from recgoat_cli.presets import preset as preset_values
     from recgoat_cli.stages.build_graph import run_build_graph
     from recgoat_cli.stages.embed import run_embed
     from recgoat_cli.stages.evaluate import run_evaluate
@@ -133,13 +153,17 @@ def run(
     ctx = context(dataset, workdir, data_root, force=force, out=output)
     embedded = None
     data = ctx.dataset
-    if data.item_table is not None or data.image_dir is not None or data.feature_files or feature:
+    embeds = data.item_table is not None or data.image_dir is not None or bool(data.feature_files or feature)
+    config = train_config(locals(), default_model="recgoat")
+    graph_values = preset_values(preset, "graph") | {"user_knn_k": user_knn_k} | ({"knn_k": knn_k} if knn_k is not None else {})
+    gconfig = GraphConfig(**graph_values)
+    check_pipeline(data, config, gconfig, ks=k or (10, 20), top_k=top_k, has_embed=embeds)  # before any stage writes
+    if embeds:
         econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device, skip_unreadable_images, offline)
         embedded, cached = run_embed(ctx, econfig, log=output.info)
         output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))
-    graph, cached = run_build_graph(ctx, GraphConfig(knn_k=knn_k, user_knn_k=user_knn_k), embedded)
+    graph, cached = run_build_graph(ctx, gconfig, embedded)
     output.info(f"build-graph {graph.id}{' (cached)' if cached else ''}")
-    config = train_config(locals())
     trained, cached = run_train(ctx, config, graph, log=output.info)
     output.info(f"train {trained.id}{' (cached)' if cached else ''}: best epoch {trained.manifest.summary['best_epoch']}")
     evaluated, _ = run_evaluate(ctx, EvalConfig(ks=tuple(k or (10, 20)), split="test", device=device), trained)

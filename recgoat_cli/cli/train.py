@@ -21,34 +21,43 @@ from recgoat_cli.cli.common import (
     runs_distributed,
 )
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="mf, lightgcn or recgoat")]
-DimOpt = Annotated[int, typer.Option("--dim", help="embedding dimension")]
-LayersOpt = Annotated[int, typer.Option("--layers", "--n-layers", help="propagation layers")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate")]
-RegOpt = Annotated[float, typer.Option("--reg", help="L2 weight on the batch's embeddings")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="BPR triples per step (the global batch: under torchrun it is split across the processes)")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="mf, lightgcn or recgoat [default: lightgcn for train, recgoat for run and tune]")]
+DimOpt = Annotated[Optional[int], typer.Option("--dim", help="embedding dimension [default: 64]")]
+LayersOpt = Annotated[Optional[int], typer.Option("--layers", "--n-layers", help="propagation layers [default: 3]")]
+LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate [default: 0.001]")]
+RegOpt = Annotated[Optional[float], typer.Option("--reg", help="L2 weight on the batch's embeddings [default: 0.0001]")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="BPR triples per step (the global batch: under torchrun it is split across the processes) [default: 2048]")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="maximum epochs")]
 PatienceOpt = Annotated[int, typer.Option("--patience", help="evaluations without improvement before stopping")]
 EvalEveryOpt = Annotated[int, typer.Option("--eval-every", help="validate every N epochs")]
 ValMetricOpt = Annotated[str, typer.Option("--val-metric", help="validation metric for early stopping, e.g. recall@20")]
 SeedOpt = Annotated[int, typer.Option("--seed")]
-GraphsOpt = Annotated[str, typer.Option("--graphs", help="RecGOAT graphs, comma separated: item,user-item,user-user")]
-CmclOpt = Annotated[bool, typer.Option("--cmcl/--no-cmcl", help="RecGOAT: instance-level cross-modal contrastive loss")]
-OatOpt = Annotated[bool, typer.Option("--oat/--no-oat", help="RecGOAT: distribution-level optimal transport loss")]
-FusionOpt = Annotated[str, typer.Option("--fusion", help="RecGOAT view fusion: oat (adaptive softmax weights), residual (ID view plus learned coefficients of the others), concat or sum")]
-LambdaCmclOpt = Annotated[float, typer.Option("--lambda-cmcl", help="weight of the CMCL loss")]
+GraphsOpt = Annotated[Optional[str], typer.Option("--graphs", help="RecGOAT graphs, comma separated: item,user-item,user-user [default: item,user-item,user-user]")]
+CmclOpt = Annotated[Optional[bool], typer.Option("--cmcl/--no-cmcl", help="RecGOAT: instance-level cross-modal contrastive loss [default: --cmcl]")]
+OatOpt = Annotated[Optional[bool], typer.Option("--oat/--no-oat", help="RecGOAT: distribution-level optimal transport loss [default: --oat]")]
+FusionOpt = Annotated[Optional[str], typer.Option("--fusion", help="RecGOAT view fusion: oat (adaptive softmax weights), residual (ID view plus learned coefficients of the others), concat, sum or oat-map (each modality mapped onto the ID dimensions by a transport plan, as the reference code does) [default: oat]")]
+LambdaCmclOpt = Annotated[Optional[float], typer.Option("--lambda-cmcl", help="weight of the CMCL loss [default: 0.1]")]
 LambdaOatOpt = Annotated[float, typer.Option("--lambda-oat", help="weight of the OAT loss")]
-TemperatureOpt = Annotated[float, typer.Option("--temperature", help="InfoNCE temperature")]
+TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", help="InfoNCE temperature [default: 0.2]")]
 OtRegOpt = Annotated[float, typer.Option("--ot-reg", help="Sinkhorn entropic regularisation (on the mean-normalised cost)")]
 OtItersOpt = Annotated[int, typer.Option("--ot-iters", help="Sinkhorn iteration limit")]
 OtBatchOpt = Annotated[int, typer.Option("--ot-batch", help="items per transport problem")]
-GatValuesOpt = Annotated[str, typer.Option("--gat-values", help="what the attention passes along the edges: id (collaborative embeddings, attention from LM rows) or lm (projected LM rows)")]
+GatValuesOpt = Annotated[Optional[str], typer.Option("--gat-values", help="what the attention passes along the edges: id (collaborative embeddings, attention from LM rows) or lm (projected LM rows) [default: lm]")]
 CmclRowsOpt = Annotated[int, typer.Option("--cmcl-rows", help="rows per contrastive problem (each row has the others as negatives)")]
-GatLayersOpt = Annotated[int, typer.Option("--gat-layers", help="graph attention layers (0: no attention)")]
-GatHeadsOpt = Annotated[int, typer.Option("--gat-heads", help="attention heads")]
+GatLayersOpt = Annotated[Optional[int], typer.Option("--gat-layers", help="graph attention layers (0: no attention) [default: 1]")]
+GatHeadsOpt = Annotated[Optional[int], typer.Option("--gat-heads", help="attention heads [default: 1]")]
 KernelsOpt = Annotated[str, typer.Option("--kernels", help="edge softmax kernels: auto, native or torch_scatter")]
 AmpOpt = Annotated[bool, typer.Option("--amp", help="bfloat16 autocast on CUDA")]
-LmDimOpt = Annotated[int, typer.Option("--lm-dim", help="principal components kept of each frozen LM representation (0: all)")]
+LmDimOpt = Annotated[Optional[int], typer.Option("--lm-dim", help="principal components kept of each frozen LM representation (0: all) [default: 64]")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="a named configuration (reference: the authors' RecGOAT with its defects fixed; see docs/method.md); options given explicitly win")]
+GatDropoutOpt = Annotated[Optional[float], typer.Option("--gat-dropout", help="attention (and, in the reference branch, feature) dropout [default: 0.1]")]
+ItemBranchOpt = Annotated[Optional[str], typer.Option("--item-branch", help="RecGOAT item-item branch: attention (batch-restricted) or reference (projection + GAT stack, self-loops) [default: attention]")]
+CmclFormOpt = Annotated[Optional[str], typer.Option("--cmcl-form", help="CMCL terms: views (ID-anchored view pairs) or reference (user-item + view-pair InfoNCE) [default: views]")]
+CmclViewWeightOpt = Annotated[Optional[float], typer.Option("--cmcl-view-weight", help="reference CMCL: share of the view-pair terms [default: 0.5]")]
+MapScaleOpt = Annotated[Optional[float], typer.Option("--map-scale", help="oat-map fusion: factor on the dimension cost [default: 100]")]
+MapRegOpt = Annotated[Optional[float], typer.Option("--map-reg", help="oat-map fusion: Sinkhorn regularisation of the dimension plan [default: 0.01]")]
+MapItersOpt = Annotated[Optional[int], typer.Option("--map-iters", help="oat-map fusion: Sinkhorn iteration limit [default: 1000]")]
+MapPlanOpt = Annotated[Optional[str], typer.Option("--map-plan", help="oat-map fusion: sinkhorn (the solved plan) or none (T = 0, what the reference code's underflowing Sinkhorn returns) [default: sinkhorn]")]
 
 
 def parse_graphs(text: str) -> tuple[str, ...]:
@@ -61,12 +70,44 @@ def parse_graphs(text: str) -> tuple[str, ...]:
     return names
 
 
-def train_config(options: dict):
-    """The TrainConfig of a command's parsed options (``locals()``): same names, except --layers and --graphs."""
-    from recgoat_cli.config import TrainConfig
+def train_config(options: dict, default_model: str = "lightgcn"):
+    """The TrainConfig of a command's parsed options (``locals()``): same names, except --layers and --graphs.
 
-    values = {k: v for k, v in options.items() if k in TrainConfig.model_fields and k != "graphs" and v is not None}
-    return TrainConfig(**values, n_layers=options["layers"], graphs=parse_graphs(options["graphs"]))
+    Options left unset (None) take the ``--preset``'s value when it has one, else TrainConfig's default; the
+    model defaults to ``default_model`` (the command's).
+    """
+    from recgoat_cli.config import TrainConfig
+    from recgoat_cli.presets import with_preset
+
+    given = {k: v for k, v in options.items() if k in TrainConfig.model_fields and k != "graphs" and v is not None}
+    if options.get("layers") is not None:
+        given["n_layers"] = options["layers"]
+    if options.get("graphs") is not None:
+        given["graphs"] = parse_graphs(options["graphs"])
+    values = with_preset(options.get("preset"), "train", given)
+    return TrainConfig(**({"model": default_model} | values))
+
+
+def graph_for_preset(ctx, preset_name: str | None, graph, log):
+    """``graph``, or the same build-graph configuration with the preset's graph values on the same embed artifact.
+
+    Built (or found cached) when ``graph`` differs from what the preset asks for, saying so in one line.
+    """
+    from recgoat_cli.config import GraphConfig
+    from recgoat_cli.presets import preset
+    from recgoat_cli.stages.build_graph import run_build_graph
+
+    wanted = preset(preset_name, "graph")
+    current = {k: v for k, v in graph.manifest.config.items() if k in GraphConfig.model_fields and k != "non_semantic"}
+    if all(current.get(k) == v for k, v in wanted.items()):
+        return graph
+    embed_id = graph.manifest.upstream_id("embed")
+    embed = ctx.store.get("embed", embed_id) if embed_id is not None else None
+    config = GraphConfig(**(current | wanted))
+    built, cached = run_build_graph(ctx, config, embed)
+    changes = ", ".join(f"{k}={v}" for k, v in wanted.items() if current.get(k) != v)
+    log(f"--preset {preset_name} uses build-graph {built.id} ({changes}{', cached' if cached else ', built now'}) instead of {graph.id}")
+    return built
 
 
 def summary_payload(artifact, cached: bool) -> dict:
@@ -89,35 +130,44 @@ def train(
     dataset: DatasetOpt,
     workdir: WorkdirOpt = DEFAULT_WORKDIR,
     data_root: DataRootOpt = None,
-    model: ModelOpt = "lightgcn",
-    dim: DimOpt = 64,
-    layers: LayersOpt = 3,
-    lr: LrOpt = 1e-3,
-    reg: RegOpt = 1e-4,
-    batch_size: BatchOpt = 2048,
+    model: ModelOpt = None,
+    preset: PresetOpt = None,
+    dim: DimOpt = None,
+    layers: LayersOpt = None,
+    lr: LrOpt = None,
+    reg: RegOpt = None,
+    batch_size: BatchOpt = None,
     epochs: EpochsOpt = 300,
     patience: PatienceOpt = 20,
     eval_every: EvalEveryOpt = 1,
     val_metric: ValMetricOpt = "recall@20",
     seed: SeedOpt = 2024,
     seeds: Annotated[Optional[list[int]], typer.Option("--seeds", help="train one model per seed, e.g. --seeds 1 2 3 (evaluate then reports mean +- std)")] = None,
-    graphs: GraphsOpt = "item,user-item,user-user",
-    cmcl: CmclOpt = True,
-    oat: OatOpt = True,
-    fusion: FusionOpt = "oat",
-    lambda_cmcl: LambdaCmclOpt = 0.1,
+    graphs: GraphsOpt = None,
+    cmcl: CmclOpt = None,
+    oat: OatOpt = None,
+    fusion: FusionOpt = None,
+    lambda_cmcl: LambdaCmclOpt = None,
     lambda_oat: LambdaOatOpt = 0.1,
-    temperature: TemperatureOpt = 0.2,
+    temperature: TemperatureOpt = None,
     cmcl_rows: CmclRowsOpt = 256,
     ot_reg: OtRegOpt = 0.1,
     ot_iters: OtItersOpt = 100,
     ot_batch: OtBatchOpt = 128,
-    gat_layers: GatLayersOpt = 1,
-    gat_heads: GatHeadsOpt = 1,
-    gat_values: GatValuesOpt = "lm",
+    gat_layers: GatLayersOpt = None,
+    gat_heads: GatHeadsOpt = None,
+    gat_dropout: GatDropoutOpt = None,
+    gat_values: GatValuesOpt = None,
+    item_branch: ItemBranchOpt = None,
+    cmcl_form: CmclFormOpt = None,
+    cmcl_view_weight: CmclViewWeightOpt = None,
+    map_scale: MapScaleOpt = None,
+    map_reg: MapRegOpt = None,
+    map_iters: MapItersOpt = None,
+    map_plan: MapPlanOpt = None,
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
-    lm_dim: LmDimOpt = 64,
+    lm_dim: LmDimOpt = None,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run of this configuration")] = False,
     from_id: Annotated[Optional[str], typer.Option("--from", help="build-graph artifact id (default: latest)")] = None,
@@ -137,6 +187,8 @@ def train(
     from recgoat_cli.stages.upstream import build_graph_for_train
 
     graph = build_graph_for_train(ctx, from_id, log=output.info)  # make-style: builds what is missing, with defaults
+    if preset is not None and from_id is None:
+        graph = graph_for_preset(ctx, preset, graph, output.info)
     if seeds:
         from recgoat_cli.stages.train import write_seed_group
 
@@ -144,11 +196,11 @@ def train(
         for value in dict.fromkeys(seeds):
             artifact, cached = run_train(ctx, config.model_copy(update={"seed": value}), graph, resume=resume, log=output.info)
             runs.append((artifact, cached))
-            output.info(f"seed {value}: {'cached' if cached else 'trained'} {model} artifact {artifact.id}")
+            output.info(f"seed {value}: {'cached' if cached else 'trained'} {config.model} artifact {artifact.id}")
         write_seed_group(ctx, [a for a, _ in runs])
         output.result({"runs": [summary_payload(a, c) | {"seed": a.manifest.seed} for a, c in runs]})
         return
     artifact, cached = run_train(ctx, config, graph, resume=resume, log=output.info)
     payload = summary_payload(artifact, cached)
-    output.info(f"{'cached' if cached else 'trained'} {model} artifact {artifact.id} (best epoch {payload['best_epoch']})")
+    output.info(f"{'cached' if cached else 'trained'} {config.model} artifact {artifact.id} (best epoch {payload['best_epoch']})")
     output.result(payload)

@@ -8,7 +8,7 @@ import typer
 
 from recgoat_cli.cli.common import DEFAULT_WORKDIR, DataRootOpt, DatasetOpt, DeviceOpt, JsonOpt, Output, QuietOpt, WorkdirOpt, context, handle_errors
 from recgoat_cli.cli.evaluate import KOpt
-from recgoat_cli.cli.train import EpochsOpt, ModelOpt, PatienceOpt, SeedOpt, ValMetricOpt
+from recgoat_cli.cli.train import EpochsOpt, ModelOpt, PatienceOpt, PresetOpt, SeedOpt, ValMetricOpt, graph_for_preset
 
 
 @handle_errors
@@ -17,7 +17,8 @@ def tune(
     grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... train options to search, e.g. --grid lr=0.001,0.01 reg=1e-4,1e-3 graphs=item+user-item,item+user-item+user-user")],
     workdir: WorkdirOpt = DEFAULT_WORKDIR,
     data_root: DataRootOpt = None,
-    model: ModelOpt = "recgoat",
+    model: ModelOpt = None,
+    preset: PresetOpt = None,
     search: Annotated[str, typer.Option("--search", help="grid (every combination) or random (--budget of them)")] = "grid",
     budget: Annotated[Optional[int], typer.Option("--budget", help="trials for --search random")] = None,
     search_seed: Annotated[int, typer.Option("--search-seed", help="seed of the random search")] = 0,
@@ -36,14 +37,18 @@ def tune(
     from recgoat_cli.cli.common import render_table
     from recgoat_cli.config import TrainConfig
     from recgoat_cli.errors import UserError
+    from recgoat_cli.presets import with_preset
     from recgoat_cli.stages.tune import parse_grid, run_tune
 
     if search not in ("grid", "random"):
         raise UserError(f"--search {search}: use grid or random.")
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, out=output)
-    base = TrainConfig(model=model, epochs=epochs, patience=patience, val_metric=val_metric, seed=seed, device=device)
+    given = {"epochs": epochs, "patience": patience, "val_metric": val_metric, "seed": seed, "device": device} | ({"model": model} if model else {})
+    base = TrainConfig(**({"model": "recgoat"} | with_preset(preset, "train", given)))
     graph = ctx.store.get("build-graph", from_id)
+    if preset is not None and from_id is None:
+        graph = graph_for_preset(ctx, preset, graph, output.info)
     artifact, result = run_tune(ctx, base, parse_grid(grid), graph, search=search, budget=budget, search_seed=search_seed, ks=tuple(k or (10, 20)), jobs=jobs, log=output.info)
 
     def render(payload: dict) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from recgoat_cli.artifacts.manifest import sha256_file
 from recgoat_cli.errors import UserError
+from recgoat_cli.limits import check_id_range
 
 SPLITS = ("train", "valid", "test")
 REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
@@ -164,7 +165,10 @@ def _integer_column(frame, path: Path, column: str) -> np.ndarray:
     if len(bad):
         row = int(bad[0])
         value = values[row]
-        what = "empty" if value is None or not value.strip() else f"'{value}', not an integer"
+        if value is not None and value.strip().lstrip("+-").isdecimal() and value.strip().isascii():
+            what = f"{value.strip()}, beyond the 64-bit integer range"
+        else:
+            what = "empty" if value is None or not value.strip() else f"'{value}', not an integer"
         raise UserError(f"{path} line {row + 2} column {column} is {what}; ids and x_label must be integers.")
     array = parsed.to_numpy().astype(np.int64)
     negative = np.flatnonzero(array < 0)
@@ -196,7 +200,19 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
         row = int(unknown[0])
         raise UserError(f"{inter} line {row + 2} has x_label {labels[row]}; use 0 (train), 1 (valid) or 2 (test).")
 
-    keys = users * (int(items.max()) + 1) + items
+    user_map = root / "u_id_mapping.csv"
+    item_map = root / "i_id_mapping.csv"
+    user_map = user_map if user_map.is_file() else None
+    item_map = item_map if item_map.is_file() else None
+    n_users = _count_rows(user_map) if user_map is not None else 0
+    n_items = _count_rows(item_map) if item_map is not None else 0
+    # before any array is sized by an id: a hostile id (10^12) must be an error here, not an allocation
+    check_id_range(inter, "userID", users, frame.height, user_map, n_users)
+    check_id_range(inter, "itemID", items, frame.height, item_map, n_items)
+    n_users = max(n_users, int(users.max()) + 1)
+    n_items = max(n_items, int(items.max()) + 1)
+
+    keys = users * n_items + items
     order = np.argsort(keys, kind="stable")
     dup = np.flatnonzero(keys[order][1:] == keys[order][:-1])
     if len(dup):
@@ -206,16 +222,8 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
             "keep each (user, item) once (recgoat prepare deduplicates)."
         )
 
-    user_map = root / "u_id_mapping.csv"
-    item_map = root / "i_id_mapping.csv"
-    n_users = int(users.max()) + 1
-    n_items = int(items.max()) + 1
-    if item_map.is_file():
-        n_items = max(n_items, _count_rows(item_map))
-    if user_map.is_file():
-        n_users = max(n_users, _count_rows(user_map))
-    _check_contiguous(inter, "userID", users, n_users, user_map if user_map.is_file() else None)
-    _check_contiguous(inter, "itemID", items, n_items, item_map if item_map.is_file() else None)
+    _check_contiguous(inter, "userID", users, n_users, user_map)
+    _check_contiguous(inter, "itemID", items, n_items, item_map)
 
     splits = {s: (users[labels == i], items[labels == i]) for i, s in enumerate(SPLITS)}
     if len(splits["train"][0]) == 0:
@@ -241,15 +249,13 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
         item_table=items_tsv if items_tsv.is_file() else None,
         feature_files=features,
         image_dir=images if images.is_dir() else None,
-        user_map=user_map if user_map.is_file() else None,
-        item_map=item_map if item_map.is_file() else None,
+        user_map=user_map,
+        item_map=item_map,
     )
 
 
 def _check_contiguous(path: Path, column: str, ids: np.ndarray, n: int, mapping: Path | None) -> None:
-    if mapping is not None:
-        if int(ids.max()) >= n:
-            raise UserError(f"{path} column {column} has id {int(ids.max())}, beyond the {n} ids of {mapping}; regenerate both with `recgoat prepare`.")
+    if mapping is not None:  # ids within the map's rows were checked by check_id_range; the map may hold more
         return
     present = np.zeros(n, dtype=bool)
     present[ids] = True
@@ -275,6 +281,8 @@ def read_id_map(path: Path | None, n: int) -> np.ndarray:
     new_ids = frame[new_col].cast(pl.Int64, strict=False)
     if new_ids.null_count():
         raise UserError(f"{path} column {new_col} holds a non-integer id; regenerate it with `recgoat prepare`.")
+    if len(new_ids) and (new_ids.min() < 0 or new_ids.max() >= n):
+        raise UserError(f"{path} column {new_col} holds id {new_ids.max() if new_ids.max() >= n else new_ids.min()}, outside 0 to {n - 1}; regenerate it with `recgoat prepare`.")
     # an object array until the end: a fixed-width str array would truncate longer ids on assignment
     originals = np.array([str(i) for i in range(n)], dtype=object)
     originals[new_ids.to_numpy()] = frame[orig_col].to_numpy().astype(str)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from recgoat_cli.errors import UserError
+from recgoat_cli.limits import check_npy_size, read_npy_header, require_memory
 
 FEATURE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 ACCEPTED_KINDS = {"f": "float", "i": "integer", "u": "unsigned integer", "b": "boolean"}
@@ -62,36 +63,35 @@ def load_feature_file(path: str | Path, n_items: int, name: str) -> np.ndarray:
     if magic != b"\x93NUMPY":
         # Without the .npy magic numpy would try to unpickle the file; say what it is instead.
         raise UserError(f"{label} is not an .npy file (no .npy header); save a numeric array with numpy.save.")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        if "pickle" in str(err).lower():  # an .npy file holding an object array
-            raise UserError(
-                f"{label} is not a plain .npy array (pickled objects are refused); save a numeric array with "
-                f"numpy.save."
-            ) from err
-        raise UserError(f"{label} is not a readable .npy array ({err}); save it with numpy.save.") from err
-    except (OSError, EOFError) as err:
-        raise UserError(f"{label} is not a readable .npy array ({err}); save it with numpy.save.") from err
-
-    if array.dtype.kind not in ACCEPTED_KINDS:
+    # Everything below is decided from the header alone: a header may declare 10^12 x 4096 over a few bytes.
+    shape, _, dtype, offset = read_npy_header(path, label)
+    if dtype.hasobject:
         raise UserError(
-            f"{label} has dtype {array.dtype}; only float, integer and boolean arrays are accepted (converted to "
-            f"float32)."
+            f"{label} is not a plain .npy array (pickled objects are refused); save a numeric array with numpy.save."
         )
-    if array.ndim != 2:
+    if dtype.kind not in ACCEPTED_KINDS:
         raise UserError(
-            f"{label} has shape {array.shape}; it must be 2-D [items, dims] with row i for item id i "
+            f"{label} has dtype {dtype}; only float, integer and boolean arrays are accepted (converted to float32)."
+        )
+    if len(shape) != 2:
+        raise UserError(
+            f"{label} has shape {shape}; it must be 2-D [items, dims] with row i for item id i "
             f"(reshape a 1-D array to [items, 1])."
         )
-    if array.shape[0] != n_items:
-        raise UserError(
-            f"{label} has {array.shape[0]} rows but the dataset has {n_items} items; row i must belong to item id i."
-        )
-    if array.shape[1] == 0:
+    if shape[0] != n_items:
+        raise UserError(f"{label} has {shape[0]} rows but the dataset has {n_items} items; row i must belong to item id i.")
+    if shape[1] == 0:
         raise UserError(f"{label} has 0 columns; a feature needs at least one dimension.")
-    with np.errstate(over="ignore"):
-        features = np.ascontiguousarray(array, dtype=np.float32)
+    declared = check_npy_size(path, label, shape, dtype, offset)
+    # the file is mapped, not read; the float32 copy and the finiteness mask are what take memory
+    require_memory({f"{label} ({shape[0]} x {shape[1]} {dtype})": declared + shape[0] * shape[1] * (4 + 1)}, "to load",
+                   fix="reduce its dimensions or use a machine with more memory")
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"{label} is not a readable .npy array ({err}); save it with numpy.save.") from err
+    with np.errstate(over="ignore"):  # a copy even when the file is float32 already: nothing keeps the file mapped
+        features = np.array(array, dtype=np.float32, order="C", copy=True)
     finite_rows = np.isfinite(features).all(axis=1)
     if not finite_rows.all():
         first_bad = int(np.flatnonzero(~finite_rows)[0])

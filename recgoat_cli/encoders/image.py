@@ -19,6 +19,7 @@ import json
 import os
 import logging
 import pickle  # only for its exception type: torch.load(weights_only=True) raises it
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from safetensors import SafetensorError
 
 from recgoat_cli.artifacts.manifest import sha256_file
 from recgoat_cli.errors import UserError
+from recgoat_cli.limits import image_too_large
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +45,9 @@ HF_HUB_PREFIX = "hf-hub:"  # open_clip's own prefix for a model whose config and
 OPEN_CLIP_CONFIG = "open_clip_config.json"
 OPEN_CLIP_HUB_WEIGHTS = ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin"]
 IMAGE_READ_ERRORS = (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError)
+# Pillow only warns when an image declares more than MAX_IMAGE_PIXELS (it refuses twice that); read_rgb_image refuses
+# such an image itself, with its name, before decoding, so the warning would only repeat it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def read_rgb_image(path: str | os.PathLike[str] | None) -> tuple[Image.Image | None, str]:
@@ -59,10 +64,24 @@ def read_rgb_image(path: str | os.PathLike[str] | None) -> tuple[Image.Image | N
         return None, f"empty file (0 bytes): {path}"
     try:
         with Image.open(path) as opened:
+            # the header's size, checked before the decode allocates width x height pixels
+            if (too_large := image_too_large(opened.size)) is not None:
+                return None, f"unreadable image {path}: {too_large}"
             opened.load()
             return opened.convert("RGB"), ""
     except IMAGE_READ_ERRORS as err:
         return None, f"unreadable image {path}: {type(err).__name__}: {err}"
+
+
+def oversized_image(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is refused for its declared pixel count (read from the header only), or None."""
+    try:
+        with Image.open(path) as opened:
+            return image_too_large(opened.size)
+    except Image.DecompressionBombError as err:  # Pillow refuses twice its limit already when opening
+        return str(err).rstrip(".")
+    except IMAGE_READ_ERRORS:
+        return None
 
 
 def _is_weights_path(weights: str) -> bool:

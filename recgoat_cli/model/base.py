@@ -36,6 +36,12 @@ class Recommender(nn.Module):
         """The free user and item tables the L2 penalty applies to."""
         return self.user_embedding.weight, self.item_embedding.weight
 
-    def auxiliary_losses(self, out: RecOutput, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Model-specific loss terms for a batch (already weighted); none by default."""
+    def auxiliary_losses(
+        self, out: RecOutput, users: torch.Tensor, items: torch.Tensor, triples: tuple[torch.Tensor, ...] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Model-specific loss terms for a batch (already weighted); none by default.
+
+        ``users`` / ``items`` are the rows of ``out`` for the batch's unique users and positive items; ``triples``
+        the rows of each BPR triple's user, positive and negative item.
+        """
         return {}

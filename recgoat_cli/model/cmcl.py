@@ -16,6 +16,7 @@ Bounds: ``0 <= L``; when every logit is equal (e.g. all rows identical) ``L = lo
 from __future__ import annotations
 
 from itertools import combinations
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,13 +43,16 @@ def info_nce(anchor: Tensor, positive: Tensor, temperature: float = 0.2, symmetr
     positive = F.normalize(positive, dim=-1)
     logits = anchor @ positive.transpose(-1, -2) / temperature  # [..., N, N]; the diagonal holds the positive pairs
     rows = logits.size(-1)
-    targets = torch.arange(rows, device=anchor.device).expand(logits.shape[:-1])
-    # cross_entropy takes the classes in dim 1: [P, N, N] -> classes of row k are logits[p, k, :]
     flat = logits.reshape(-1, rows, rows)
-    loss = F.cross_entropy(flat.transpose(1, 2), targets.reshape(-1, rows), reduction="none").mean(-1)
+    problems = flat.size(0)
+    targets = torch.arange(rows, device=anchor.device).repeat(problems)
+    # anchor -> positive: row k's classes are logits[p, k, :], one contiguous row of a [P * N, N] matrix (a
+    # log-softmax over a strided dimension is many times slower on a CPU)
+    loss = F.cross_entropy(flat.reshape(-1, rows), targets, reduction="none").view(problems, rows).mean(-1)
     if symmetric:
         # positive -> anchor: the columns of the same logits, again a log-sum-exp minus the diagonal
-        loss = 0.5 * (loss + F.cross_entropy(flat, targets.reshape(-1, rows), reduction="none").mean(-1))
+        columns = flat.transpose(1, 2).reshape(-1, rows)
+        loss = 0.5 * (loss + F.cross_entropy(columns, targets, reduction="none").view(problems, rows).mean(-1))
     return loss.reshape(logits.shape[:-2])
 
 
@@ -80,3 +84,39 @@ def cross_modal_contrastive_loss(
         view_pairs = list(combinations(views, 2))
     losses = [info_nce(views[a], views[b], temperature, symmetric) for a, b in view_pairs]
     return torch.stack(losses).mean()
+
+
+def reference_cmcl(
+    users: Tensor,
+    positives: Tensor,
+    views_pos: Sequence[Tensor],
+    views_neg: Sequence[Tensor],
+    temperature: float = 0.2,
+    modality_weight: float = 0.5,
+) -> Tensor:
+    r"""CMCL as the reference code composes it, with InfoNCE minimised.
+
+    .. math::
+        \mathcal{L} = (1 - w)\,\mathrm{NCE}(u, i^+) + w \cdot \operatorname{mean}_{(a, b),\, s \in \{+, -\}}
+            \mathrm{NCE}(v_a[s], v_b[s])
+
+    over every unordered pair ``(a, b)`` of the item views (ID first, then each modality: cf-image, cf-text,
+    image-text), on the batch's positive and on its negative items. Each InfoNCE is one-directional (anchor to
+    positive, as in the reference code) with the batch's other rows as negatives. The reference adds
+    ``1 - NCE`` for the view pairs, which rewards misaligned views; here every term is the loss itself.
+
+    Shapes:
+        users, positives: ``[B, d]`` (row ``k`` is one BPR triple's user and fused positive item);
+        views_pos, views_neg: ``V >= 1`` tensors ``[B, d]`` each (the triples' positive / negative items in every
+        view); returns a scalar.
+    """
+    if len(views_pos) != len(views_neg):
+        raise ValueError(f"reference_cmcl needs the same views for positives and negatives, got {len(views_pos)} and {len(views_neg)}.")
+    user_item = info_nce(users, positives, temperature, symmetric=False)
+    pairs = list(combinations(range(len(views_pos)), 2))
+    if not pairs:
+        return user_item
+    anchors = torch.stack([side[a] for side in (views_pos, views_neg) for a, _ in pairs])
+    others = torch.stack([side[b] for side in (views_pos, views_neg) for _, b in pairs])
+    views = info_nce(anchors, others, temperature, symmetric=False).mean()
+    return (1.0 - modality_weight) * user_item + modality_weight * views

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 FUSION_MODES = ("oat", "concat", "sum", "residual")
@@ -86,3 +87,104 @@ class AdaptiveFusion(nn.Module):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, n_views={self.n_views}, mode={self.mode!r})"
+
+
+#: the reference code's initial weights (``alpha`` for the image view, ``beta`` for the text view)
+REFERENCE_MIX_INIT = {"image": 0.05, "text": 0.8}
+#: initial weight of a modality the reference code has no weight for (audio, imported features)
+OTHER_MIX_INIT = 0.05
+#: the reference's total initial weight of the modality views (0.05 + 0.8); a larger sum is scaled down to it
+REFERENCE_MIX_TOTAL = 0.85
+PLAN_MODES = ("sinkhorn", "none")
+
+
+def transport_mix_init(modalities: Sequence[str]) -> list[float]:
+    """Initial ``a_m`` per modality: the reference's image 0.05 and text 0.8, 0.05 for any other modality,
+    scaled down to a total of 0.85 when they sum to more (so the ID view keeps a positive weight)."""
+    weights = [REFERENCE_MIX_INIT.get(name, OTHER_MIX_INIT) for name in modalities]
+    total = sum(weights)
+    return [w * REFERENCE_MIX_TOTAL / total for w in weights] if total > REFERENCE_MIX_TOTAL + 1e-9 else weights
+
+
+class TransportMapFusion(nn.Module):
+    r"""``--fusion oat-map``: each modality mapped onto the ID view's dimensions by a transport plan, then mixed.
+
+    For the collaborative (ID) rows :math:`Z_{cf}` and modality rows :math:`Z_m` of all items:
+
+    .. math::
+        C_m[a, b] = s \cdot \tfrac{1}{n}\textstyle\sum_i (Z_m[i, a] - Z_{cf}[i, b])^2, \qquad
+        T_m = \mathrm{Sinkhorn}_\varepsilon(C_m; \tfrac{1}{d}\mathbb{1}, \tfrac{1}{d}\mathbb{1})
+
+        z = \mathrm{normalize}\Big(\mathrm{Dropout}\big(\mathrm{LayerNorm}\big((1 - \textstyle\sum_m a_m) Z_{cf}
+            + \textstyle\sum_m a_m Z_m (T_m + \Delta_m)\big)\big)\Big)
+
+    with learned :math:`\Delta_m` (``d x d``, Xavier init) and :math:`a_m` (free scalars, initialised by
+    :func:`transport_mix_init`). :math:`T_m` is solved over all rows given (the plan is a ``d x d`` problem,
+    :func:`~recgoat_cli.model.oat.dimension_plan`) and is a constant of the step: no gradient flows through it,
+    as in the reference code. ``plan="none"`` sets :math:`T_m = 0`, i.e. :math:`z` from :math:`Z_m \Delta_m`:
+    what the reference code computes when its exp-domain Sinkhorn underflows (``docs/method.md``).
+
+    Shapes:
+        cf: ``[N, d]``; modal: ``M`` tensors ``[N, d]``; rows: ``[B]`` or None -> ``[B or N, d]`` (unit rows)
+    """
+
+    def __init__(
+        self, dim: int, modalities: Sequence[str], scale: float = 100.0, reg: float = 0.01, n_iter_max: int = 1000,
+        tol: float = 1e-7, plan: str = "sinkhorn", dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if plan not in PLAN_MODES:
+            raise ValueError(f"plan must be one of {PLAN_MODES}, got {plan!r}.")
+        if not modalities:
+            raise ValueError("TransportMapFusion needs at least one modality.")
+        self.dim, self.modalities = dim, list(modalities)
+        self.scale, self.reg, self.n_iter_max, self.tol, self.plan = scale, reg, n_iter_max, tol, plan
+        self.delta = nn.Parameter(torch.empty(len(self.modalities), dim, dim))
+        self.mix = nn.Parameter(torch.empty(len(self.modalities)))
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        #: per modality, the marginal error of the last plan (diagnostics)
+        self.last_marginal_error: dict[str, float] = {}
+        #: per modality, the last plan's log-potentials: the next training step's warm start (evaluation starts
+        #: cold, so it depends on the weights alone; not saved in checkpoints)
+        self._potentials: dict[str, tuple[Tensor, Tensor]] = {}
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for delta in self.delta:
+            nn.init.xavier_uniform_(delta)
+        with torch.no_grad():
+            self.mix.copy_(torch.tensor(transport_mix_init(self.modalities)))
+        self.norm.reset_parameters()
+
+    def plans(self, cf: Tensor, modal: Sequence[Tensor]) -> Tensor:
+        """``T_m`` for every modality, ``[M, d, d]`` (detached; zeros for ``plan="none"``)."""
+        from recgoat_cli.model.oat import dimension_plan
+
+        if self.plan == "none":
+            return cf.new_zeros(len(self.modalities), self.dim, self.dim)
+        plans = []
+        for name, rows in zip(self.modalities, modal):
+            result = dimension_plan(rows, cf, self.scale, self.reg, self.n_iter_max, self.tol, warmstart=self._potentials.get(name) if self.training else None)
+            self.last_marginal_error[name] = float(result.marginal_error)
+            if all(bool(torch.isfinite(p).all()) for p in result.potentials):
+                self._potentials[name] = result.potentials
+            plans.append(result.plan)
+        return torch.stack(plans)
+
+    def forward(self, cf: Tensor, modal: Sequence[Tensor], rows: Tensor | None = None) -> Tensor:
+        if len(modal) != len(self.modalities):
+            raise ValueError(f"TransportMapFusion expects {len(self.modalities)} modality views, got {len(modal)}.")
+        maps = self.plans(cf, modal) + self.delta  # [M, d, d]
+        if rows is not None:
+            cf, modal = cf.index_select(0, rows), [m.index_select(0, rows) for m in modal]
+        aligned = torch.einsum("mnd,mde->mne", torch.stack(list(modal)), maps)  # [M, B, d]
+        fused = (1.0 - self.mix.sum()) * cf + torch.einsum("m,mnd->nd", self.mix, aligned)
+        return F.normalize(self.dropout(self.norm(fused)), dim=-1)
+
+    def weights(self) -> Tensor:
+        """``[1 - sum a, a_1, ..., a_M]``: the ID view's weight, then each modality's."""
+        return torch.cat([(1.0 - self.mix.sum()).reshape(1), self.mix])
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(dim={self.dim}, modalities={self.modalities}, plan={self.plan!r}, scale={self.scale}, reg={self.reg})"

@@ -38,19 +38,25 @@ item -> item) with ``item_weights:<m>`` ([E]), ``ui_edges`` ([2, E] item -> user
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recgoat_cli.model.base import RecOutput, Recommender
-from recgoat_cli.model.cmcl import info_nce
-from recgoat_cli.model.fusion import AdaptiveFusion
+from recgoat_cli.model.cmcl import info_nce, reference_cmcl
+from recgoat_cli.model.fusion import AdaptiveFusion, TransportMapFusion
 from recgoat_cli.model.gat import GATEncoder, SparseGATLayer, log_edge_weight
 from recgoat_cli.model.lightgcn import propagate
 from recgoat_cli.model.oat import wasserstein_cost
+from recgoat_cli.model.scatter import edge_layout
 
 GRAPH_KINDS = ("item", "user-item", "user-user")
 #: what the attention layers pass along the edges: the projected LM rows ("lm") or the collaborative
 #: (LightGCN) embeddings of the sources, with the attention still computed from the LM rows ("id")
 GAT_VALUES = ("lm", "id")
+#: the item-item branches: recgoat's batch-restricted attention, or the reference code's projection + GAT stack
+ITEM_BRANCHES = ("attention", "reference")
+#: how CMCL is composed: recgoat's ID-anchored view pairs, or the reference code's user-item + view-pair InfoNCE
+CMCL_FORMS = ("views", "reference")
 #: Sinkhorn's marginal tolerance in training: float32 marginals of 1/256 cannot meet 1e-6 reliably
 OT_TOLERANCE = 1e-5
 
@@ -203,6 +209,60 @@ class GraphAttentionBranch(nn.Module):
         return f"{self.__class__.__name__}(dim={self.dim}, layers={self.layers_count}, heads={self.heads})"
 
 
+class ReferenceItemBranch(nn.Module):
+    r"""The reference code's item branch over one modality's item-item graph, on already projected rows.
+
+    .. math::
+        h^{(0)} = x, \qquad h^{(l+1)} = \mathrm{Dropout}\big(\mathrm{LeakyReLU}_{0.2}\big(
+            \big\Vert_{k=1}^{H} \mathrm{GAT}^k_l(\mathrm{Dropout}(h^{(l)}))\big)\big)
+
+    ``layers`` GAT layers of ``heads`` heads of width ``dim / heads``, concatenated (so every layer is ``dim``
+    wide), with feature dropout on each layer's input and attention dropout (both ``dropout``), a bias and no
+    residual (DGL's ``GATConv`` defaults, which the reference uses); self-loops are added to the graph and the
+    attention ignores edge weights, as there. Every node is computed (the reference recomputes all items every
+    step); the edge layout of the graph is built once and reused while the same ``edge_index`` comes back.
+
+    Shapes:
+        x: ``[N, dim]``; edge_index: ``[2, E]`` (row 0 source, row 1 destination) -> ``[N, dim]``
+    """
+
+    def __init__(self, dim: int, layers: int, heads: int, dropout: float, backend: str = "auto"):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"the reference item branch needs --dim divisible by --gat-heads, got {dim} and {heads}.")
+        self.dim, self.heads, self.dropout = dim, heads, dropout
+        self.layers = nn.ModuleList(
+            SparseGATLayer(dim, dim // heads, heads=heads, concat=True, attn_dropout=dropout, residual=False, backend=backend)
+            for _ in range(layers)
+        )
+        self._layout_cache: tuple | None = None
+
+    def reset_parameters(self) -> None:
+        for layer in self.layers:
+            layer.reset_parameters()
+
+    def layout(self, edge_index: Tensor, num_nodes: int):
+        """The graph with self-loops, grouped by destination for ``heads`` heads (cached per edge tensor)."""
+        cached = self._layout_cache
+        key = (edge_index._version, num_nodes)
+        if cached is None or cached[0] is not edge_index or cached[1] != key:
+            loops = torch.arange(num_nodes, device=edge_index.device)
+            others = edge_index[:, edge_index[0] != edge_index[1]]
+            with_loops = torch.cat([others, torch.stack([loops, loops])], dim=1)
+            cached = self._layout_cache = (edge_index, key, with_loops, edge_layout(with_loops, num_nodes, num_nodes, self.heads))
+        return cached[2], cached[3]
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        edges, layout = self.layout(edge_index, x.size(0))
+        for layer in self.layers:
+            x = layer(F.dropout(x, self.dropout, self.training), edges, layout=layout)
+            x = F.dropout(F.leaky_relu(x, 0.2), self.dropout, self.training)
+        return x
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(dim={self.dim}, layers={len(self.layers)}, heads={self.heads})"
+
+
 class RecGOAT(Recommender):
     r"""The RecGOAT recommender; see the module docstring for the equations.
 
@@ -239,11 +299,28 @@ class RecGOAT(Recommender):
         fusion: str = "oat",
         backend: str = "auto",
         gat_values: str = "lm",
+        item_branch: str = "attention",
+        cmcl_form: str = "views",
+        cmcl_view_weight: float = 0.5,
+        map_scale: float = 100.0,
+        map_reg: float = 0.01,
+        map_iters: int = 1000,
+        map_plan: str = "sinkhorn",
     ):
         super().__init__()
         if gat_values not in GAT_VALUES:
             raise ValueError(f"gat_values must be one of {GAT_VALUES}, got {gat_values!r}")
-        self.gat_values = gat_values
+        if item_branch not in ITEM_BRANCHES:
+            raise ValueError(f"item_branch must be one of {ITEM_BRANCHES}, got {item_branch!r}")
+        if cmcl_form not in CMCL_FORMS:
+            raise ValueError(f"cmcl_form must be one of {CMCL_FORMS}, got {cmcl_form!r}")
+        if item_branch == "reference" and gat_values != "lm":
+            raise ValueError("the reference item branch passes the projected LM rows along its edges; use gat_values='lm' with it")
+        if fusion == "oat-map" and not modalities:
+            raise ValueError("fusion 'oat-map' maps modality views onto the ID view and needs at least one modality")
+        self.gat_values, self.item_branch = gat_values, item_branch
+        self.cmcl_form, self.cmcl_view_weight = cmcl_form, cmcl_view_weight
+        self.fusion_mode = fusion
         unknown = set(graphs) - set(GRAPH_KINDS)
         if unknown:
             raise ValueError(f"unknown graphs {sorted(unknown)}; known: {GRAPH_KINDS}")
@@ -259,11 +336,12 @@ class RecGOAT(Recommender):
         self.item_embedding = nn.Embedding(n_items, dim)
         self.project = nn.ModuleDict({name: nn.Linear(size, dim) for name, size in self.modalities})
         use_gat = gat_layers > 0
-        self.item_gat = nn.ModuleDict(
-            {name: GraphAttentionBranch(dim, gat_layers, gat_heads, gat_dropout, backend) for name, _ in self.modalities}
-            if use_gat and "item" in self.graphs
-            else {}
+        branch = (
+            (lambda: ReferenceItemBranch(dim, gat_layers, gat_heads, gat_dropout, backend))
+            if item_branch == "reference"
+            else (lambda: GraphAttentionBranch(dim, gat_layers, gat_heads, gat_dropout, backend))
         )
+        self.item_gat = nn.ModuleDict({name: branch() for name, _ in self.modalities} if use_gat and "item" in self.graphs else {})
         self.user_item_gat = (
             GraphAttentionBranch(dim, 1, gat_heads, gat_dropout, backend, share_weights=False)
             if use_gat and "user-item" in self.graphs and self.modalities
@@ -277,8 +355,13 @@ class RecGOAT(Recommender):
         )
         self.item_views = ["id"] + [name for name, _ in self.modalities]
         self.user_views = ["id"] + (["items"] if self.user_item_gat is not None else []) + (["lm"] if self.user_project is not None else [])
-        self.item_fusion = AdaptiveFusion(dim, len(self.item_views), fusion)
-        self.user_fusion = AdaptiveFusion(dim, len(self.user_views), fusion)
+        # oat-map fuses the item views; the user views (the ID view alone in the reference) keep the adaptive fusion
+        self.item_fusion = (
+            TransportMapFusion(dim, [name for name, _ in self.modalities], map_scale, map_reg, map_iters, plan=map_plan, dropout=gat_dropout)
+            if fusion == "oat-map"
+            else AdaptiveFusion(dim, len(self.item_views), fusion)
+        )
+        self.user_fusion = AdaptiveFusion(dim, len(self.user_views), "oat" if fusion == "oat-map" else fusion)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -297,18 +380,30 @@ class RecGOAT(Recommender):
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
         collaborative = propagate(graph["adjacency"], ego, self.n_layers) if self.n_layers else ego
         user_id, item_id = collaborative[: self.n_users], collaborative[self.n_users :]
-        item_views = {"id": item_id if items is None else item_id[items]}
+        # the transport map needs every item's views (its cost is a mean over all items), and the reference
+        # branch computes every item anyway: then the views are computed in full and the batch's rows taken after
+        all_items = self.fusion_mode == "oat-map" or (self.item_branch == "reference" and bool(self.item_gat))
+        view_rows = None if all_items else items
+        item_views = {"id": item_id if view_rows is None else item_id[view_rows]}
         user_views = {"id": user_id if users is None else user_id[users]}
         propagated = self.gat_values == "id"
         for name, _ in self.modalities:
             terms = [(graph[f"feat:{name}"], self.project[name])]
-            if name in self.item_gat:
+            if name in self.item_gat and self.item_branch == "reference":
+                item_views[name] = self.item_gat[name](affine_rows(terms), graph[f"item_edges:{name}"])
+            elif name in self.item_gat:
                 item_views[name] = self.item_gat[name](
-                    terms, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), items, self.n_items,
+                    terms, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), view_rows, self.n_items,
                     values=item_id if propagated else None,
                 )
             else:
-                item_views[name] = affine_rows(terms, items)
+                item_views[name] = affine_rows(terms, view_rows)
+        if isinstance(self.item_fusion, TransportMapFusion):
+            fused_items = self.item_fusion(item_views["id"], [item_views[name] for name, _ in self.modalities], items)
+        if all_items and items is not None:
+            item_views = {name: view.index_select(0, items) for name, view in item_views.items()}
+        if not isinstance(self.item_fusion, TransportMapFusion):
+            fused_items = self.item_fusion([item_views[v] for v in self.item_views])
         if self.user_item_gat is not None:
             # one attention over each user's train items, whose rows are the mean of their projected modalities
             terms = [(graph[f"feat:{name}"], self.project[name]) for name, _ in self.modalities]
@@ -323,7 +418,6 @@ class RecGOAT(Recommender):
                 )
             else:
                 user_views["lm"] = affine_rows(terms, users)
-        fused_items = self.item_fusion([item_views[v] for v in self.item_views])
         fused_users = self.user_fusion([user_views[v] for v in self.user_views])
         views = {f"item:{k}": v for k, v in item_views.items()} | {f"user:{k}": v for k, v in user_views.items()}
         if propagated:
@@ -336,8 +430,14 @@ class RecGOAT(Recommender):
                 views["user:lm"] = affine_rows([(graph["user_feat"], self.user_project)], users)
         return RecOutput(fused_users, fused_items, views)
 
-    def auxiliary_losses(self, out: RecOutput, users: Tensor, items: Tensor) -> dict[str, Tensor]:
+    def auxiliary_losses(
+        self, out: RecOutput, users: Tensor, items: Tensor, triples: tuple[Tensor, Tensor, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         """CMCL and OAT on the batch rows of ``out`` (``users``/``items`` index those rows).
+
+        ``triples`` (rows of ``out`` for each BPR triple's user, positive and negative item) feed the reference
+        composition of CMCL (``cmcl_form="reference"``, :func:`~recgoat_cli.model.cmcl.reference_cmcl`), which
+        follows the reference code: no stop-gradient on the ID view, the user-item term on the fused items.
 
         The ID view is the fixed target of both (stop-gradient, as BM3 does): the other views move towards the
         collaborative space, and the ID embeddings learn from BPR alone. Without it the alignment's gradient,
@@ -351,7 +451,20 @@ class RecGOAT(Recommender):
         def id_view(side: str) -> Tensor:
             return out.views[f"{side}:id"].detach()
 
-        if self.cmcl and self.lambda_cmcl > 0:
+        if self.cmcl and self.lambda_cmcl > 0 and self.cmcl_form == "reference":
+            if triples is None:
+                raise ValueError("the reference CMCL needs the batch's triples")
+            # cmcl_rows of the batch's triples, each InfoNCE over them (the reference takes the whole batch: B^2 logits
+            # per term, 7 terms with two modalities, which alone costs several LightGCN steps on a CPU)
+            sample = torch.randperm(triples[0].numel(), device=triples[0].device)[: self.cmcl_rows]
+            user_rows, pos_rows, neg_rows = (rows.index_select(0, sample) for rows in triples)
+            item_views = [out.views["item:id"]] + [out.views[f"item:{m}"] for m in modal]
+            terms["cmcl"] = self.lambda_cmcl * reference_cmcl(
+                out.users.index_select(0, user_rows), out.items.index_select(0, pos_rows),
+                [v.index_select(0, pos_rows) for v in item_views], [v.index_select(0, neg_rows) for v in item_views],
+                self.temperature, self.cmcl_view_weight,
+            )
+        elif self.cmcl and self.lambda_cmcl > 0:
             cmcl_users = users[torch.randperm(users.numel(), device=users.device)[: self.cmcl_rows]]
             cmcl_items = items[torch.randperm(items.numel(), device=items.device)[: self.cmcl_rows]]
             # every (ID view, other view) pair of one side is one batched problem [pairs, rows, dim]

@@ -20,6 +20,7 @@ from recgoat_cli.artifacts.manifest import compute_artifact_id
 from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import GraphConfig
 from recgoat_cli.errors import UserError
+from recgoat_cli.limits import check_graphs
 from recgoat_cli.stages.common import StageContext
 
 STAGE = "build-graph"
@@ -108,6 +109,7 @@ def run_build_graph(ctx: StageContext, config: GraphConfig, embed: Artifact | No
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
 
+    check_graphs(config, dataset.n_users, dataset.n_items, embed is not None)  # before the stage folder exists
     train_users, train_items = dataset.split("train")
     budget = config.memory_budget_mb * 1024 * 1024
     with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:

@@ -36,6 +36,7 @@ from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import EmbedConfig
 from recgoat_cli.data.dataset import IMAGE_SUFFIXES, Dataset, first_malformed_line
 from recgoat_cli.errors import UserError
+from recgoat_cli.limits import check_encoder_batch
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 
 STAGE = "embed"
@@ -188,6 +189,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
     device = str(resolve_device(config.device))
+    check_encoder_batch(config.batch_size, max(dataset.n_items, dataset.n_users))
     if config.user_mode == "profile":
         require_train_items_for_profiles(dataset)
     modalities: dict[str, np.ndarray] = {}
@@ -340,7 +342,11 @@ def refuse_unreadable_images(paths: list[Path | None], bad: list[int], skip: boo
     if not unreadable or skip:
         return
     path = paths[unreadable[0]]
+    from recgoat_cli.encoders.image import oversized_image
+
     what = "is empty (0 bytes)" if path.stat().st_size == 0 else "cannot be decoded as an image (truncated or not an image)"
+    if (too_large := oversized_image(path)) is not None:
+        what = f"is refused before decoding: {too_large}"
     raise UserError(
         f"{path} {what}, and {len(unreadable) - 1} more image files are unreadable; replace or delete them (an item "
         "without an image file gets the mean image row), or pass --skip-unreadable-images to fill them the same way."

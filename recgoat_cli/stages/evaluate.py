@@ -11,6 +11,7 @@ import json
 from recgoat_cli.artifacts.manifest import compute_artifact_id
 from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import EvalConfig
+from recgoat_cli.limits import check_evaluation
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 from recgoat_cli.stages.train import load_embeddings
 
@@ -36,6 +37,7 @@ def rank_metrics(ctx: StageContext, config: EvalConfig, trained: Artifact) -> di
 
 
 def run_evaluate(ctx: StageContext, config: EvalConfig, trained: Artifact) -> tuple[Artifact, bool]:
+    check_evaluation(config.ks, ctx.dataset.n_users, ctx.dataset.n_items)
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [trained.id], ctx.dataset.input_hashes())
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True

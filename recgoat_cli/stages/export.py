@@ -18,7 +18,7 @@ from recgoat_cli.artifacts.manifest import compute_artifact_id
 from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import ExportConfig
 from recgoat_cli.data.dataset import read_id_map
-from recgoat_cli.errors import UserError
+from recgoat_cli.limits import check_export
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 from recgoat_cli.stages.train import load_embeddings
 
@@ -62,8 +62,7 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
     import polars as pl
 
     dataset = ctx.dataset
-    if config.top_k > dataset.n_items:
-        raise UserError(f"--top-k {config.top_k} is larger than the catalogue ({dataset.n_items} items); pass at most {dataset.n_items}.")
+    check_export(config.top_k, dataset.n_users, dataset.n_items)
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [trained.id], dataset.input_hashes())
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True

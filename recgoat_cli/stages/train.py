@@ -16,20 +16,22 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from recgoat_cli.artifacts.manifest import compute_artifact_id
-from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.artifacts.store import Artifact, write_failure, write_manifest
 from recgoat_cli.config import TrainConfig
 from recgoat_cli.errors import UserError
+from recgoat_cli.limits import check_training
 from recgoat_cli.stages.build_graph import load_sparse, load_train_edges
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 
 STAGE = "train"
+LAST_CHECKPOINT = "last.pt"  # train/loop.py's LAST: the checkpoint --resume continues from
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,8 @@ def model_args(config: TrainConfig, n_users: int, n_items: int, embed: Artifact 
             cmcl=config.cmcl, lambda_cmcl=config.lambda_cmcl, temperature=config.temperature, cmcl_rows=config.cmcl_rows,
             oat=config.oat, lambda_oat=config.lambda_oat, ot_reg=config.ot_reg, ot_iters=config.ot_iters,
             ot_batch=config.ot_batch, fusion=config.fusion, backend=config.kernels,
+            item_branch=config.item_branch, cmcl_form=config.cmcl_form, cmcl_view_weight=config.cmcl_view_weight,
+            map_scale=config.map_scale, map_reg=config.map_reg, map_iters=config.map_iters, map_plan=config.map_plan,
         )
     return args
 
@@ -123,6 +127,31 @@ def graph_tensors(config: TrainConfig, graph: Artifact, embed: Artifact | None =
     return tensors
 
 
+@contextmanager
+def write_failures_keep_checkpoint(work_dir: Path) -> Iterator[None]:
+    """A failed write (a full disk) while training becomes a ``UserError``; the resumable state stays.
+
+    ``save_checkpoint`` already removed its temporary file; a work folder that holds a checkpoint is kept for
+    ``--resume`` (as after Ctrl-C), one without a checkpoint has nothing to resume and is removed. The
+    artifact and ``train/latest`` are untouched: they change only in the final commit.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        reason = write_failure(exc, work_dir.parent)
+        if reason is None:
+            raise
+        for partial in work_dir.glob("*.tmp-*"):
+            partial.unlink(missing_ok=True)
+        resumable = (work_dir / LAST_CHECKPOINT).is_file()
+        if not resumable:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise UserError(
+            f"training could not write under {work_dir.parent} ({reason}); train/latest was not changed and "
+            + (f"the checkpoint in {work_dir.name} was kept, so free space and rerun with --resume." if resumable else "nothing was kept, so free space and rerun.")
+        ) from None
+
+
 def upstream_embed_of(ctx: StageContext, config: TrainConfig, graph: Artifact) -> Artifact | None:
     """The embed artifact the graph was built from; RecGOAT needs one, the ID-only models ignore it."""
     embed_id = graph.manifest.upstream_id("embed")
@@ -184,6 +213,9 @@ def run_train(
     if config.batch_size < world:
         raise UserError(f"--batch-size {config.batch_size} is the global batch, split across {world} processes; pass at least {world}.")
     artifact_id = train_artifact_id(ctx, config, graph, embed, world)
+    widths = [width for _, width in model_args(config, dataset.n_users, dataset.n_items, embed).get("modalities", [])]
+    # before the stage folder is made: --dim 2000000000 or --val-metric recall@10^12 allocate nothing, write nothing
+    check_training(config, dataset.n_users, dataset.n_items, len(dataset.split("train")[0]), widths, resolve_device(config.device))
     folder = ctx.store.ensure_stage_dir(STAGE) if main else ctx.store.stage_dir(STAGE)
     work_dir = folder / f".work-{artifact_id}"
     if not resume and (cached := ctx.cached(STAGE, artifact_id)) is not None:
@@ -199,7 +231,7 @@ def run_train(
     train_indptr, train_indices = split_csr(dataset, "train")
 
     # rank 0 alone takes the lock and touches the work folder; the others follow its decisions
-    with ctx.store.lock(STAGE, f"train-{artifact_id}", on_wait=log) if main else nullcontext():
+    with ctx.store.lock(STAGE, f"train-{artifact_id}", on_wait=log) if main else nullcontext(), write_failures_keep_checkpoint(work_dir):
         resumable = distributed.broadcast_object(main and resume and (work_dir / "last.pt").is_file())
         # ctx.cached is collective (rank 0 decides for all): a run of the same configuration may have finished while this one waited
         if not resumable and (cached := ctx.cached(STAGE, artifact_id)) is not None:

@@ -65,11 +65,47 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+class _RecordingWriter:
+    """A file for ``torch.save`` that keeps the ``OSError`` of a failed write.
+
+    torch's zip writer turns a failed write (a full disk) into a ``RuntimeError`` that names no file and no
+    cause; keeping the original error lets the caller report ENOSPC as what it is.
+    """
+
+    def __init__(self, handle):
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write then rename, so a kill mid-write leaves the previous checkpoint intact."""
+    """Write then rename, so a kill mid-write leaves the previous checkpoint intact.
+
+    A write that fails (a full disk) raises its ``OSError`` and leaves neither the temporary file nor a
+    damaged checkpoint behind.
+    """
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            writer = _RecordingWriter(handle)
+            try:
+                torch.save(payload, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None
+                raise
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -176,7 +212,11 @@ def fit(
                 }
                 user_ego, item_ego = model.ego_embeddings()
                 terms["l2"] = settings.reg * l2_penalty(user_ego[u], item_ego[i], item_ego[j])
-                terms.update(model.auxiliary_losses(out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows)))
+                terms.update(
+                    model.auxiliary_losses(
+                        out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows), triples=(user_rows, pos_rows, neg_rows)
+                    )
+                )
                 loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             (loss * (share * world) if world > 1 else loss).backward()

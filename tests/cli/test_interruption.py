@@ -1,5 +1,5 @@
 """Real processes, really interrupted: SIGKILL mid-epoch then --resume gives the uninterrupted result; Ctrl-C
-(SIGINT) exits 130 leaving a resumable checkpoint; concurrent runs of one stage on one workdir stay consistent;
+(SIGINT) exits 130 and SIGTERM 143, each leaving a resumable checkpoint; concurrent runs of one stage on one workdir stay consistent;
 a process killed mid-write leaves the previous ``latest`` intact."""
 
 from __future__ import annotations
@@ -120,6 +120,28 @@ def test_ctrl_c_exits_130_with_a_message_and_resume_finishes(graph_workdir, stra
     assert process.returncode == 130
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     assert (work / "last.pt").is_file() and ArtifactStore(workdir, "tiny").latest_id("train") is None
+    resumed = run("train", "--dataset", str(data), "--workdir", str(workdir), *TRAIN, "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    payload = json.loads(resumed.stdout)
+    assert_same_training(payload, straight, Path(payload["path"]), Path(straight["path"]))
+
+
+def test_sigterm_exits_143_like_ctrl_c_and_resume_finishes(graph_workdir, straight_run, tmp_path):
+    """Schedulers (Slurm, Kubernetes, systemd) stop a job with SIGTERM: the same cleanup as Ctrl-C, exit 128 + 15."""
+    data, graph = graph_workdir
+    straight, _ = straight_run
+    workdir = tmp_path / "runs"
+    shutil.copytree(graph, workdir)
+    process, work = start_training(data, workdir)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 143
+    assert "terminated (SIGTERM)" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    assert (work / "last.pt").is_file() and ArtifactStore(workdir, "tiny").latest_id("train") is None
+    stage_dir = workdir / "tiny" / "train"
+    assert sorted(p.name for p in stage_dir.iterdir()) == [work.name]  # no lock, no temp checkpoint left
+    assert not list(work.glob("*.tmp-*"))
     resumed = run("train", "--dataset", str(data), "--workdir", str(workdir), *TRAIN, "--resume", "--json")
     assert resumed.returncode == 0, resumed.stderr
     payload = json.loads(resumed.stdout)

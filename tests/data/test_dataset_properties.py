@@ -117,3 +117,61 @@ def test_prepare_on_any_table_exits_0_with_a_loadable_dataset_or_2_with_one_sent
         dataset = load_dataset(out)
         train_users = set(dataset.split("train")[0].tolist())
         assert train_users == set(range(dataset.n_users))  # prepare gives every user a train item
+
+
+# ---- hostile ids: any id up to 2^63 loads, or is refused by one sentence, without an array sized by the id ----------
+#: small ids (often valid), ids far beyond any row count, and 2^63 itself (one beyond int64)
+hostile_id = st.one_of(st.integers(0, 12), st.integers(2**20, 2**63))
+ID_MEMORY_LIMIT = 64 * 2**20  # what numpy may trace while loading a 25-row file; an id-sized array is far above
+
+
+def hostile_inter(pairs: set, labels: list[str], row: int, column: int, value: int) -> bytes:
+    rows = [[str(u), str(i), label] for (u, i), label in zip(sorted(pairs), labels)]
+    rows[row % len(rows)][column] = str(value)
+    return ("\n".join(["userID\titemID\tx_label", *("\t".join(r) for r in rows)]) + "\n").encode()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pairs=valid_pairs(), labels=labels, row=st.integers(0, 24), column=st.integers(0, 1), value=hostile_id)
+def test_any_id_up_to_2_63_loads_or_is_refused_without_allocating_by_it(pairs, labels, row, column, value):
+    import tracemalloc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "gen"
+        folder.mkdir()
+        path = folder / "gen.inter"
+        path.write_bytes(hostile_inter(pairs, labels, row, column, value))
+        tracemalloc.start()
+        try:
+            dataset = load_dataset(folder)
+        except UserError as error:
+            assert str(path) in str(error) and "\n" not in str(error)
+            event("refused")
+            return
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert peak < ID_MEMORY_LIMIT, f"{peak} bytes traced loading an id of {value}"
+        event("loaded")
+        n_rows = len(path.read_bytes().splitlines()) - 1
+        assert dataset.n_users <= n_rows and dataset.n_items <= n_rows  # ids contiguous from 0: never beyond the rows
+        users = np.concatenate([dataset.split(s)[0] for s in SPLITS])
+        assert sorted(set(users.tolist())) == list(range(dataset.n_users))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(pairs=valid_pairs(), labels=labels, row=st.integers(0, 24), column=st.integers(0, 1), value=st.integers(2**20, 2**63))
+def test_build_graph_on_a_hostile_id_exits_2_with_one_sentence_and_writes_nothing(pairs, labels, row, column, value):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "gen"
+        folder.mkdir()
+        (folder / "gen.inter").write_bytes(hostile_inter(pairs, labels, row, column, value))
+        workdir = Path(tmp) / "runs"
+
+        result = runner.invoke(app, ["build-graph", "--dataset", str(folder), "--workdir", str(workdir)])
+
+        assert result.exit_code == 2, f"exit {result.exit_code}: {result.output} {result.exception!r}"
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and result.stderr.strip() == errors[0] and errors[0].endswith("."), result.stderr
+        assert "gen.inter" in errors[0] and ("has id" in errors[0] or "64-bit" in errors[0])
+        assert "Traceback" not in result.output and not workdir.exists()

@@ -1,0 +1,109 @@
+"""Where a training step's time goes, LightGCN against RecGOAT's default: torch.profiler over a few steps.
+
+Baby-shaped data (as ``epoch_time.py``). For each model: ``--warmup`` steps, then ``--steps`` profiled steps
+of the package's own loop body (forward, BPR + L2 + the model's extra losses, backward, Adam). Prints one JSON
+line per model with the kernel launches and host synchronisations per step (CUDA), the time per step, and the
+top operators by self time, and writes a Chrome trace per model to ``--out`` when given.
+
+    python3 benchmarks/gpu_profile.py [--device cuda] [--steps 10] [--out /tmp/profile]
+
+Runs on the CPU too (``--device cpu``): then only operator times are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from epoch_time import load_interactions, recgoat_graph  # benchmarks/ is the script's folder
+from recgoat_cli.data.sampling import NegativeSampler
+from recgoat_cli.graphs.user_item import normalized_bipartite_adjacency, user_item_edges
+from recgoat_cli.model.bpr import bpr_loss, l2_penalty
+from recgoat_cli.model.registry import build_model
+from recgoat_cli.train.loop import epoch_generator
+
+SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy", "cudaMemcpyAsync", "aten::item", "aten::_local_scalar_dense", "aten::nonzero")
+
+
+def step(model, graph, optimizer, u, i, j, reg=1e-4):
+    """One training step, as ``train/loop.py`` runs it."""
+    batch_users, user_rows = torch.unique(u, return_inverse=True)
+    batch_items, item_rows = torch.unique(torch.cat([i, j]), return_inverse=True)
+    pos_rows, neg_rows = item_rows[: len(i)], item_rows[len(i) :]
+    out = model(graph, batch_users, batch_items)
+    users = out.users[user_rows]
+    loss = bpr_loss((users * out.items[pos_rows]).sum(-1), (users * out.items[neg_rows]).sum(-1))
+    user_ego, item_ego = model.ego_embeddings()
+    loss = loss + reg * l2_penalty(user_ego[u], item_ego[i], item_ego[j])
+    loss = loss + sum(model.auxiliary_losses(out, torch.arange(len(batch_users), device=u.device), torch.unique(pos_rows),
+                                             triples=(user_rows, pos_rows, neg_rows)).values(), torch.zeros((), device=u.device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=None)
+    options = parser.parse_args()
+    device = torch.device(options.device)
+    cuda = device.type == "cuda"
+    users, items, n_users, n_items, source = load_interactions()
+    users, items = user_item_edges(users, items, n_users, n_items)
+    adjacency = normalized_bipartite_adjacency(users, items, n_users, n_items).to_sparse_csr()
+    sampler = NegativeSampler(torch.from_numpy(users), torch.from_numpy(items), n_items)
+    u_all, i_all, j_all = sampler.epoch(epoch_generator(0, 1))
+    base = {"n_users": n_users, "n_items": n_items, "dim": 64, "n_layers": 3}
+    graph, modalities, user_dim = recgoat_graph(users, items, n_users, n_items, adjacency)
+    runs = [("lightgcn", dict(base), {"adjacency": adjacency}), ("recgoat", {**base, "modalities": modalities, "user_feature_dim": user_dim}, graph)]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    for name, args, tensors in runs:
+        torch.manual_seed(0)
+        model = build_model(name, args).to(device).train()
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        batches = [(u_all[lo:lo + 2048].to(device), i_all[lo:lo + 2048].to(device), j_all[lo:lo + 2048].to(device))
+                   for lo in range(0, 2048 * (options.warmup + options.steps), 2048)]
+        for batch in batches[: options.warmup]:
+            step(model, tensors, optimizer, *batch)
+        if cuda:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        with profile(activities=activities) as prof:
+            for batch in batches[options.warmup :]:
+                step(model, tensors, optimizer, *batch)
+            if cuda:
+                torch.cuda.synchronize()
+        seconds = (time.perf_counter() - started) / options.steps
+        events = prof.key_averages()
+        counts = {e.key: e.count for e in events}
+        record = {
+            "model": name, "device": str(device), "data": source, "steps": options.steps, "seconds_per_step_profiled": round(seconds, 5),
+            "syncs_per_step": {k: counts[k] / options.steps for k in SYNC_EVENTS if k in counts},
+            "date": time.strftime("%Y-%m-%d"),
+        }
+        if cuda:
+            record["kernel_launches_per_step"] = counts.get("cudaLaunchKernel", 0) / options.steps + counts.get("cuLaunchKernel", 0) / options.steps
+        sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        record["top"] = [
+            {"op": e.key, "count_per_step": e.count / options.steps,
+             "self_ms_per_step": round((e.self_device_time_total if cuda else e.self_cpu_time_total) / 1000 / options.steps, 3)}
+            for e in sorted(events, key=lambda e: getattr(e, "self_device_time_total" if cuda else "self_cpu_time_total"), reverse=True)[: options.top]
+        ]
+        print(json.dumps(record), flush=True)
+        if options.out:
+            options.out.mkdir(parents=True, exist_ok=True)
+            prof.export_chrome_trace(str(options.out / f"{name}.json"))
+
+
+if __name__ == "__main__":
+    main()

@@ -72,7 +72,7 @@ def test_mmrec_folder_trains_and_evaluates_with_the_mmrec_commands(tmp_path):
 
 
 def test_existing_upstream_is_reused_and_quiet_stays_quiet(tmp_path):
-    folder = mmrec_folder(tmp_path / "data", name="shop", n_users=20, n_items=16)
+    folder = mmrec_folder(tmp_path / "data", name="shop", n_users=20, n_items=24)  # more items than recall@20 needs
     runs = tmp_path / "runs"
     common = ["--dataset", str(folder), "--workdir", str(runs)]
     built = runner.invoke(app, ["build-graph", *common, "--json"])  # IDs only: no embed artifact
@@ -88,7 +88,7 @@ def test_existing_upstream_is_reused_and_quiet_stays_quiet(tmp_path):
 
 
 def test_export_on_a_fresh_dataset_trains_first_and_quiet_prints_nothing(tmp_path):
-    folder = mmrec_folder(tmp_path / "data", name="shop", n_users=14, n_items=14)  # more items than the default --knn-k 10
+    folder = mmrec_folder(tmp_path / "data", name="shop", n_users=14, n_items=24)  # more items than --knn-k 10 and recall@20 need
     result = runner.invoke(app, ["export", "--dataset", str(folder), "--workdir", str(tmp_path / "runs"), "--top-k", "3", "--quiet"])
     assert result.exit_code == 0, result.output
     assert result.stdout == "" and result.stderr == ""

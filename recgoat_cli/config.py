@@ -40,8 +40,10 @@ class EmbedConfig(StageConfig):
     skip_unreadable_images: bool = Field(False, description="fill undecodable image files like absent ones instead of stopping")
     batch_size: int = Field(64, ge=1)
     device: str = "auto"
-    # skip_unreadable_images never changes a written artifact: without it the same inputs write nothing
-    non_semantic: tuple[str, ...] = ("batch_size", "device", "skip_unreadable_images")
+    offline: bool = Field(False, description="never download a model (HF_HUB_OFFLINE=1 does the same)")
+    # skip_unreadable_images never changes a written artifact: without it the same inputs write nothing.
+    # offline decides only where a model may come from; what was loaded enters the id through its fingerprint.
+    non_semantic: tuple[str, ...] = ("batch_size", "device", "skip_unreadable_images", "offline")
 
 
 class GraphConfig(StageConfig):

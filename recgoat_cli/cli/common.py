@@ -143,8 +143,6 @@ def _run_command(command: Callable, args, kwargs):
 
     from recgoat_cli.errors import GateFailure, Terminated, UserError
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not getattr(command, "runs_distributed", False):
             raise UserError(

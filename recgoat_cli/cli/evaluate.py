@@ -55,6 +55,13 @@ def aggregate_runs(runs: list[dict]) -> dict:
 
 
 def render_metrics(payload: dict) -> None:
+    runs = payload.get("runs") or []
+    if len({run.get("configuration") for run in runs}) > 1:
+        # Different configurations: a mean over them means nothing; one column per run, named by what differs.
+        keys = list(payload["metrics"])
+        rows = [[key] + [run["metrics"][key] for run in runs] for key in keys]
+        render_table(f"{payload['split']} ({payload['n_users']} users), {len(runs)} runs", ["metric"] + [run["label"] for run in runs], rows)
+        return
     metrics = payload["metrics"]
     std = payload.get("std")
     ks = sorted({int(key.split("@")[1]) for key in metrics})
@@ -102,14 +109,24 @@ def evaluate(
     config = EvalConfig(ks=tuple(k or (10, 20)), split=split, mask=mask, device=device)
     gates = parse_gates(fail_below or (), config.metrics, config.ks)  # before ranking: a typo costs nothing
     from recgoat_cli.stages.train import latest_seed_group
+    from recgoat_cli.stages.upstream import ensure_trained
 
+    if not from_id:
+        ensure_trained(ctx, "evaluate", log=output.info, device=device)  # make-style: trains first when nothing is trained
     ids = list(from_id or latest_seed_group(ctx) or [None])
-    evaluated = [run_evaluate(ctx, config, ctx.store.get("train", i)) for i in ids]
+    trains = [ctx.store.get("train", i) for i in ids]
+    evaluated = [run_evaluate(ctx, config, trained) for trained in trains]
     if len(evaluated) == 1:
         artifact, cached = evaluated[0]
         payload = {"artifact_id": artifact.id, "cached": cached, **artifact.manifest.summary}
     else:
-        payload = aggregate_runs([a.manifest.summary | {"artifact_id": a.id, "seed": a.manifest.seed} for a, _ in evaluated])
+        from recgoat_cli.stages.run_labels import run_labels, train_run
+
+        named = run_labels([train_run(trained) for trained in trains])  # e.g. "recgoat gat_values=id", "mf seed 2"
+        payload = aggregate_runs([
+            a.manifest.summary | {"artifact_id": a.id, "seed": a.manifest.seed, "label": n.label, "configuration": n.configuration}
+            for (a, _), n in zip(evaluated, named)
+        ])
     results = gate_results(payload["metrics"], gates)
     if results:
         payload["gates"] = [r.as_dict() for r in results]

@@ -42,6 +42,10 @@ def export(
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, force=force, out=output)
     config = ExportConfig(top_k=top_k, format=fmt, exclude=exclude, device=device)
+    if from_id is None:
+        from recgoat_cli.stages.upstream import ensure_trained
+
+        ensure_trained(ctx, "export", log=output.info, device=device)  # make-style: trains first when nothing is trained
     trained = ctx.store.get("train", from_id)
     artifact, cached = run_export(ctx, config, trained)
     output.info(f"{'cached' if cached else 'exported'} {artifact.path}")

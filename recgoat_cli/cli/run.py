@@ -24,6 +24,7 @@ from recgoat_cli.cli.embed import (
     ImageEncoderOpt,
     ImageModelOpt,
     ImageWeightsOpt,
+    OfflineOpt,
     SkipUnreadableImagesOpt,
     TextModelOpt,
     TextTemplateOpt,
@@ -138,6 +139,7 @@ def run(
     feature: FeatureOpt = None,
     user_mode: UserModeOpt = "mean",
     skip_unreadable_images: SkipUnreadableImagesOpt = False,
+    offline: OfflineOpt = False,
     knn_k: Annotated[Optional[int], typer.Option("--knn-k", help="neighbours per item in each item-item graph [default: 10; --preset reference: 20]")] = None,
     user_knn_k: Annotated[int, typer.Option("--user-knn-k", help="neighbours per user in the user-user graph")] = 10,
     k: KOpt = None,
@@ -171,7 +173,7 @@ def run(
     gconfig = GraphConfig(**graph_values)
     check_pipeline(data, config, gconfig, ks=k or (10, 20), top_k=top_k, has_embed=embeds)  # before any stage writes
     if embeds:
-        econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device, skip_unreadable_images)
+        econfig = embed_config(text_model, text_template, image_encoder, image_model, image_weights, feature, True, user_mode, 20, 64, device, skip_unreadable_images, offline)
         embedded, cached = run_embed(ctx, econfig, log=output.info)
         output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))
     graph, cached = run_build_graph(ctx, gconfig, embedded)

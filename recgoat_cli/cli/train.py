@@ -216,7 +216,9 @@ def train(
     output = Output(as_json, quiet)
     ctx = context(dataset, workdir, data_root, force=force, out=output)
     config = train_config(locals())
-    graph = ctx.store.get("build-graph", from_id)
+    from recgoat_cli.stages.upstream import build_graph_for_train
+
+    graph = build_graph_for_train(ctx, from_id, log=output.info)  # make-style: builds what is missing, with defaults
     if preset is not None and from_id is None:
         graph = graph_for_preset(ctx, preset, graph, output.info)
     if seeds:

@@ -3,7 +3,7 @@
 A dataset is a folder holding ``<name>.inter`` (tab separated, header ``userID itemID x_label``, with
 0/1/2 = train/valid/test and ids that are contiguous integers from 0), and optionally ``items.tsv`` (item
 text, header ``itemID`` + columns), ``*_feat.npy`` (precomputed item features, row i = item i), an
-``images/`` folder (``<itemID>.png|jpg``) and ``u_id_mapping.csv`` / ``i_id_mapping.csv`` (original id ->
+``images/`` folder (``<itemID>.<ext>``, one of ``IMAGE_SUFFIXES``) and ``u_id_mapping.csv`` / ``i_id_mapping.csv`` (original id ->
 new id).
 """
 
@@ -21,7 +21,9 @@ from recgoat_cli.limits import check_id_range
 
 SPLITS = ("train", "valid", "test")
 REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+#: The one list of item image suffixes: ``prepare`` copies these, the loader and ``embed`` read them. When one item
+#: has several images (e.g. 12.jpg and 12.png), the first suffix listed wins, everywhere.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 def sample_data_dir() -> Path:

@@ -71,6 +71,7 @@ import numpy as np
 import polars as pl
 
 import recgoat_cli
+from recgoat_cli.data.dataset import IMAGE_SUFFIXES
 from recgoat_cli.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -89,8 +90,6 @@ IMAGES_DIR = "images"
 TRAIN, VALID, TEST = 0, 1, 2
 SPLIT_KINDS = ("random", "temporal", "loo")
 FORMATS = ("auto", "csv", "tsv", "parquet", "recbole")
-# Preference order when one item has several images (e.g. 12.jpg and 12.png): the first suffix listed wins.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 _DEFAULT_RATING_COL = "rating"
 _DEFAULT_TIME_COL = "timestamp"
 _ROW = "__recgoat_row"  # position of a row in its file; a name no real table uses

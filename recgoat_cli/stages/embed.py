@@ -4,7 +4,12 @@ Modalities:
 - ``text``: a sentence-transformers model over a template of the dataset's ``items.tsv`` columns;
 - ``image``: open_clip with real weights (``--image-encoder clip``), or, when no weights are given, the
   documented colour-histogram + gradient-orientation descriptor (``descriptor``), said so in the manifest;
-- any precomputed ``*_feat.npy`` of the dataset, and files given with ``--feature NAME=path``.
+- any precomputed ``*_feat.npy`` of the dataset, and files given with ``--feature NAME=path`` (a dataset file whose
+  name is already an encoded modality, e.g. MMRec's ``text_feat.npy`` next to ``items.tsv``, becomes ``text_feat``).
+
+The models are found before the cache check (a hub model is downloaded into the Hugging Face cache on first
+use, unless ``--offline``), and their fingerprints (hub commit, hashes of a local folder's or weights file's
+bytes) enter the artifact id next to the input hashes: a changed model is a new artifact.
 
 Users: from each user's **train** items only, either the mean of their item text rows (``mean``; the first
 modality when there is no text) or a text profile of their last N train items encoded as a query (``profile``).
@@ -87,13 +92,19 @@ def default_text_template(columns: list[str]) -> str:
 
 
 def image_paths(dataset: Dataset) -> list[Path | None]:
+    """The image file of each item (``images/<itemID>.<ext>`` for any suffix of ``IMAGE_SUFFIXES``), or None.
+
+    An item with several files gets the one whose suffix comes first in ``IMAGE_SUFFIXES``, as in ``prepare``.
+    """
     paths: list[Path | None] = [None] * dataset.n_items
     if dataset.image_dir is None:
         return paths
-    for path in dataset.image_dir.iterdir():
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.stem.isdigit() and int(path.stem) < dataset.n_items:
+    for path in sorted(dataset.image_dir.iterdir()):
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES and path.stem.isdigit() and int(path.stem) < dataset.n_items and not path.name.startswith("."):
             item = int(path.stem)
-            if paths[item] is None or path.suffix.lower() == ".png":
+            current = paths[item]
+            if current is None or IMAGE_SUFFIXES.index(suffix) < IMAGE_SUFFIXES.index(current.suffix.lower()):
                 paths[item] = path
     return paths
 
@@ -168,6 +179,12 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
 
     dataset = ctx.dataset
     hashes = input_fingerprint(dataset, config)
+    # The models are found (hub models fetched) before the cache check: the id includes what would be loaded.
+    text_source, image_source = resolve_models(ctx, config, log)
+    if text_source is not None:
+        hashes["text_model"] = text_source.fingerprint
+    if image_source is not None:
+        hashes["image_weights"] = image_source.fingerprint
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [], hashes)
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
@@ -191,7 +208,7 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             table = read_item_table(dataset)
             template = config.text_template or default_text_template([c for c in table.columns if c != "itemID"])
             texts, missing = render_item_texts(table.drop("itemID"), template, dataset.n_items)
-            text_model, spec, info = load_text_model(config.text_model, device)
+            text_model, spec, info = load_text_model(config.text_model, device, source=text_source)
             text_encoder = (text_model, spec, table)
             log(f"text: {info['name']} ({info['dim']}-d) over {dataset.n_items} items")
             present = [i for i, t in enumerate(texts) if t]
@@ -210,17 +227,15 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     if config.image_encoder != "none":
         paths = image_paths(dataset)
         have_images = any(p is not None for p in paths)
-        encoder = config.image_encoder
-        if encoder == "auto":
-            encoder = "clip" if config.image_weights else "descriptor"
+        encoder = image_encoder_choice(config)
         if not have_images:
             if config.image_encoder in ("clip", "descriptor"):
-                raise UserError(f"--image-encoder {config.image_encoder}: {dataset.root} has no images/ folder with <itemID>.png|jpg files.")
+                raise UserError(f"--image-encoder {config.image_encoder}: {dataset.root} has no images/ folder with <itemID>.<ext> files ({', '.join(IMAGE_SUFFIXES)}).")
             skipped["image"] = f"{dataset.root} has no images"
         elif encoder == "clip":
             from recgoat_cli.encoders.image import encode_images, load_image_model
 
-            model, preprocess, info = load_image_model(config.image_model, config.image_weights, device)
+            model, preprocess, info = load_image_model(config.image_model, config.image_weights, device, source=image_source)
             log(f"image: open_clip {config.image_model} over {sum(p is not None for p in paths)} images")
             matrix, bad, reasons = sharded_images(
                 lambda chunk: encode_images(model, preprocess, chunk, config.batch_size, device, progress=ctx.progress), paths
@@ -243,9 +258,14 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
     from recgoat_cli.encoders.features import load_feature_file, parse_feature_spec
 
     feature_files = dict(dataset.feature_files) if config.dataset_features else {}
+    explicit = {name for name, _ in config.features}
     for name, path in config.features:
         feature_files[name] = Path(path)
     for name, path in feature_files.items():
+        if name in modalities and name not in explicit and f"{name}_feat" not in feature_files:
+            # An MMRec folder's text_feat.npy next to raw text in items.tsv: keep both, the file's as text_feat.
+            log(f"{path.name}: a {name} modality is encoded already (from items.tsv or images/), so this file becomes the {name}_feat modality")
+            name = f"{name}_feat"
         if name in modalities:
             raise UserError(f"--feature {name}: a modality named {name} exists already; pick another name.")
         parse_feature_spec(f"{name}={path}")  # the same name rules for the dataset's own files
@@ -277,6 +297,32 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
         )
 
     return ctx.publish(STAGE, artifact_id, write), False
+
+
+def image_encoder_choice(config: EmbedConfig) -> str:
+    """``--image-encoder auto`` is clip when weights are given (a file, a tag, or an ``hf-hub:`` model), else descriptor."""
+    if config.image_encoder != "auto":
+        return config.image_encoder
+    return "clip" if config.image_weights or config.image_model.startswith("hf-hub:") else "descriptor"
+
+
+def resolve_models(ctx: StageContext, config: EmbedConfig, log):
+    """(text model source, open_clip weights source) this run will load, each None when that model is not used.
+
+    A hub model is downloaded into the Hugging Face cache here on first use (unless ``--offline``), so that its
+    resolved commit, like a local folder's file hashes, can enter the artifact id.
+    """
+    dataset = ctx.dataset
+    text_source = image_source = None
+    if config.text_model and dataset.item_table is not None:
+        from recgoat_cli.encoders.text import resolve_text_model
+
+        text_source = resolve_text_model(config.text_model, offline=config.offline, log=log, progress=ctx.progress)
+    if config.image_encoder != "none" and image_encoder_choice(config) == "clip" and any(p is not None for p in image_paths(dataset)):
+        from recgoat_cli.encoders.image import resolve_image_weights
+
+        image_source = resolve_image_weights(config.image_model, config.image_weights, offline=config.offline, log=log, progress=ctx.progress)
+    return text_source, image_source
 
 
 def require_train_items_for_profiles(dataset: Dataset) -> None:

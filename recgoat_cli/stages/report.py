@@ -5,6 +5,8 @@ validation metrics per epoch from its ``log.jsonl``, with the selected (best) ep
 evaluate artifacts of the test split (``metrics.json`` with ``split == "test"``) give ``test-metrics.png``,
 a grouped bar chart of every metric per model and seed (both read from the train artifact's manifest),
 and ``report.md`` links the pictures and tabulates the same numbers, with the artifact ids they came from.
+Each run is named by its model and the configuration keys that differ between the runs shown
+(``recgoat gat_values=id``; ``stages.run_labels``), and the mean ± std over seeds is taken per configuration.
 
 The report is a view over existing artifacts, not an artifact: it is rewritten on every call, each file
 atomically (a temporary file, then a rename). Every artifact read is verified against its manifest first.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from recgoat_cli.artifacts.store import Artifact, ArtifactStore, verify_artifact
 from recgoat_cli.errors import UserError
+from recgoat_cli.stages.run_labels import run_labels, train_run
 
 __all__ = ["ReportRun", "TestResult", "collect_report", "run_report"]
 
@@ -42,10 +45,7 @@ class ReportRun:
     history: list[dict]
     best_epoch: int | None
     val_metric: str | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} seed {self.seed}"
+    label: str = ""
 
 
 @dataclass
@@ -58,6 +58,7 @@ class TestResult:
     metrics: dict[str, float] = field(default_factory=dict)
     evaluate_ids: list[str] = field(default_factory=list)
     label: str = ""
+    configuration: str = ""
 
 
 def _verified(artifacts: list[Artifact]) -> list[Artifact]:
@@ -84,6 +85,8 @@ def collect_report(store: ArtifactStore) -> tuple[list[ReportRun], list[TestResu
                 val_metric=artifact.manifest.config.get("val_metric"),
             )
         )
+    for run, named in zip(runs, run_labels([train_run(a) for a in trains.values()])):
+        run.label = named.label
     results: dict[str, TestResult] = {}
     for artifact in _verified(store.list("evaluate")):
         metrics = json.loads(artifact.file("metrics.json").read_text(encoding="utf-8"))
@@ -102,10 +105,10 @@ def collect_report(store: ArtifactStore) -> tuple[list[ReportRun], list[TestResu
         result.metrics.update(metrics["metrics"])
         result.evaluate_ids.append(artifact.id)
     tests = list(results.values())
-    labels = [f"{t.model} seed {t.seed}" for t in tests]
-    for test, label in zip(tests, labels):
-        # Two train artifacts with the same model and seed (e.g. another --dim) need their id to tell them apart.
-        test.label = label if labels.count(label) == 1 else f"{label} ({test.train_id[:6]})"
+    # A train artifact deleted since its evaluation has no config left: its model and seed are all we know.
+    shown = [train_run(trains[t.train_id]) if t.train_id in trains else (t.model, {}, t.seed, t.train_id) for t in tests]
+    for test, named in zip(tests, run_labels(shown)):
+        test.label, test.configuration = named.label, named.configuration
     return runs, tests
 
 
@@ -190,26 +193,26 @@ def render_markdown(dataset: str, runs: list[ReportRun], tests: list[TestResult]
     if tests:
         keys = _metric_order(tests)
         lines += [f"![test metrics per model and seed]({TEST_METRICS_FIGURE})", ""]
-        rows = [[t.model, t.seed, f"`{t.train_id}`"] + [t.metrics.get(k) for k in keys] for t in tests]
-        lines += _markdown_table(["model", "seed", "train artifact"] + keys, rows) + [""]
-        by_model: dict[str, list[TestResult]] = {}
+        rows = [[t.label, t.model, t.seed, f"`{t.train_id}`"] + [t.metrics.get(k) for k in keys] for t in tests]
+        lines += _markdown_table(["run", "model", "seed", "train artifact"] + keys, rows) + [""]
+        by_configuration: dict[str, list[TestResult]] = {}
         for test in tests:
-            by_model.setdefault(test.model, []).append(test)
-        if any(len(group) > 1 for group in by_model.values()):
+            by_configuration.setdefault(test.configuration, []).append(test)
+        if any(len(group) > 1 for group in by_configuration.values()):
             lines += ["Mean ± standard deviation over seeds:", ""]
             rows = [
-                [model, len(group)] + [_mean_std([t.metrics[k] for t in group if k in t.metrics]) for k in keys]
-                for model, group in by_model.items()
+                [configuration, len(group)] + [_mean_std([t.metrics[k] for t in group if k in t.metrics]) for k in keys]
+                for configuration, group in by_configuration.items()
             ]
-            lines += _markdown_table(["model", "runs"] + keys, rows) + [""]
+            lines += _markdown_table(["configuration", "runs"] + keys, rows) + [""]
     else:
         lines += [f"No test evaluation yet; run `recgoat evaluate --dataset {dataset}`.", ""]
     lines += ["## Training", ""]
     rows = [
-        [r.model, r.seed, f"`{r.artifact_id}`", len(r.history), r.best_epoch, r.val_metric, f"[plot]({figures[r.artifact_id]})"]
+        [r.label, r.model, r.seed, f"`{r.artifact_id}`", len(r.history), r.best_epoch, r.val_metric, f"[plot]({figures[r.artifact_id]})"]
         for r in runs
     ]
-    lines += _markdown_table(["model", "seed", "train artifact", "epochs", "selected epoch", "selected on", "curves"], rows) + [""]
+    lines += _markdown_table(["run", "model", "seed", "train artifact", "epochs", "selected epoch", "selected on", "curves"], rows) + [""]
     for run in runs:
         lines += [f"### {run.label} (`{run.artifact_id}`)", "", f"![training curves of {run.artifact_id}]({figures[run.artifact_id]})", ""]
     return "\n".join(lines)
@@ -252,5 +255,7 @@ def run_report(store: ArtifactStore, out_dir: Path) -> dict:
         "report": str(report),
         "figures": [str(out_dir / name) for name in written],
         "train_artifacts": [r.artifact_id for r in runs],
-        "test_results": [{"model": t.model, "seed": t.seed, "train_artifact": t.train_id, "metrics": t.metrics} for t in tests],
+        "test_results": [
+            {"label": t.label, "model": t.model, "seed": t.seed, "train_artifact": t.train_id, "metrics": t.metrics} for t in tests
+        ],
     }

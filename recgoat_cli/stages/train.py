@@ -75,8 +75,11 @@ def principal_components(matrix: np.ndarray, n_components: int) -> np.ndarray:
     centred = matrix - matrix.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     basis = vt[:n_components]
-    signs = np.sign(basis[np.arange(n_components), np.abs(basis).argmax(axis=1)])
-    return (centred @ (basis * signs[:, None]).T).astype(np.float32)
+    signs = np.sign(basis[np.arange(len(basis)), np.abs(basis).argmax(axis=1)])
+    reduced = centred @ (basis * signs[:, None]).T
+    # Fewer rows than components (a small catalogue with wide features): the missing components have zero
+    # variance, so they are zero columns, and the width stays the n_components the model was built for.
+    return np.pad(reduced, ((0, 0), (0, n_components - reduced.shape[1]))).astype(np.float32)
 
 
 def lm_features(matrix: np.ndarray, n_components: int):

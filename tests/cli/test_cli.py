@@ -83,7 +83,7 @@ def test_quiet_json_prints_only_the_json_object(tiny):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--dataset", "DATA"], "run `recgoat build-graph --dataset tiny` first"),
+        (["train", "--dataset", "DATA", "--from", "nope"], "build-graph artifact 'nope' does not exist"),
         (["build-graph", "--dataset", "nope"], "dataset 'nope' not found"),
         (["train", "--dataset", "DATA", "--val-metric", "recal@20"], "--val-metric"),
         (["evaluate", "--dataset", "DATA", "--k", "0"], "--k 0"),

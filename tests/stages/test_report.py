@@ -61,9 +61,25 @@ def test_report_draws_every_run_and_the_test_metrics(pipeline, tmp_path):
     markdown = (out / "report.md").read_text()
     for name in names:
         assert f"]({name})" in markdown
-    assert f"| mf | 0 | `{trained[0].id}` | {results[0]['metrics']['recall@5']:.4f} |" in markdown
-    assert "Mean ± standard deviation over seeds" in markdown  # two seeds of one model
-    assert f"| mf | 0 | `{trained[0].id}` | {len(read_log(trained[0].file('log.jsonl')))} |" in markdown
+    assert f"| mf seed 0 | mf | 0 | `{trained[0].id}` | {results[0]['metrics']['recall@5']:.4f} |" in markdown
+    assert "Mean ± standard deviation over seeds" in markdown  # two seeds of one configuration
+    assert "| mf | 2 |" in markdown
+    assert f"| mf seed 0 | mf | 0 | `{trained[0].id}` | {len(read_log(trained[0].file('log.jsonl')))} |" in markdown
+    assert sorted(r["label"] for r in written["test_results"]) == ["mf seed 0", "mf seed 1"]
+
+
+def test_runs_are_labelled_by_the_keys_that_differ(tiny_dataset, tmp_path):
+    """Two configurations of one model (same seed) read as `mf dim=8` / `mf dim=16`, not as ids; a LightGCN run
+    shown with them is just `lightgcn` (its keys are compared with LightGCN runs only)."""
+    ctx = open_context(str(tiny_dataset), tmp_path / "runs")
+    graph, _ = run_build_graph(ctx, GraphConfig())
+    for model, dim in (("mf", 8), ("mf", 16), ("lightgcn", 8)):
+        trained, _ = run_train(ctx, TrainConfig(model=model, dim=dim, epochs=1), graph)
+        run_evaluate(ctx, EvalConfig(ks=(5,), split="test", device="cpu"), trained)
+    written = run_report(ctx.store, tmp_path / "report")
+    assert sorted(r["label"] for r in written["test_results"]) == ["lightgcn", "mf dim=16", "mf dim=8"]
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "### mf dim=16 (`" in markdown and "Mean ± standard deviation" not in markdown
 
 
 def test_report_command_writes_under_the_workdir_by_default(pipeline, tiny_dataset, tmp_path):

@@ -8,17 +8,27 @@ top operators by self time, and writes a Chrome trace per model to ``--out`` whe
     python3 benchmarks/gpu_profile.py [--device cuda] [--steps 10] [--out /tmp/profile]
 
 Runs on the CPU too (``--device cpu``): then only operator times are reported.
+
+``--syncs`` adds, per model, where each operator that waits for the GPU on CUDA comes from (``.item()`` /
+``bool()`` / ``int()`` / ``float()`` of a tensor, ``nonzero`` and boolean masks, ``unique``, a
+``repeat_interleave`` without ``output_size``, ``bincount``, copies to the host): one unprofiled step runs
+under a ``TorchDispatchMode`` that records the operator and the innermost calling line of recgoat (and of
+the library, e.g. POT or torch.optim), with the device of the tensors involved. On a CPU run it shows the
+calls that would synchronise on a GPU; Adam's ``step`` lives on the CPU and never does.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import time
+import traceback
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from epoch_time import load_interactions, recgoat_graph  # benchmarks/ is the script's folder
 from recgoat_cli.data.sampling import NegativeSampler
@@ -28,6 +38,58 @@ from recgoat_cli.model.registry import build_model
 from recgoat_cli.train.loop import epoch_generator
 
 SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy", "cudaMemcpyAsync", "aten::item", "aten::_local_scalar_dense", "aten::nonzero")
+
+
+# operators that make the host wait for a CUDA device (their output size or value depends on the data)
+SYNCING_OPS = {
+    "aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten._unique2", "aten.unique_dim",
+    "aten.unique_consecutive", "aten._unique", "aten.bincount", "aten.repeat_interleave", "aten.histc",
+    "aten._to_sparse_csr", "aten.to_sparse_csr",
+}
+
+
+class SyncRecorder(TorchDispatchMode):
+    """Counts the operators that synchronise with a CUDA device, by operator and calling line."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = str(func.overloadpacket)
+        overload = func._overloadname
+        syncing = name in SYNCING_OPS
+        if name == "aten.repeat_interleave":
+            syncing = kwargs.get("output_size") is None and (len(args) < 4 or args[3] is None) and overload != "self_int"
+        if name == "aten.index" and any(i is not None and i.dtype == torch.bool for i in args[1]):
+            syncing, name = True, "aten.index[bool mask]"
+        if name in ("aten._to_copy", "aten.copy_"):
+            tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+            target = kwargs.get("device")
+            syncing = target is not None and torch.device(target).type == "cpu" and any(t.device.type == "cuda" for t in tensors)
+        if syncing:
+            tensors = [a for a in args if isinstance(a, torch.Tensor)]
+            device = tensors[0].device.type if tensors else "-"
+            frames = traceback.extract_stack()[:-1]
+            ours = [f for f in frames if "recgoat_cli" in f.filename or "benchmarks" in f.filename]
+            where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno} {ours[-1].name}" if ours else "?"
+            inner = [f for f in frames if "/torch/" not in f.filename or "/torch/optim/" in f.filename]
+            library = inner[-1] if inner else None
+            via = f"{'/'.join(Path(library.filename).parts[-2:])}:{library.lineno}" if library and library is not (ours[-1] if ours else None) else ""
+            self.calls[(name, device, where, via)] += 1
+        return func(*args, **kwargs)
+
+
+def attribute_syncs(model, graph, optimizer, batch) -> list[dict]:
+    """The syncing operators of one training step, by calling line (most frequent first)."""
+    recorder = SyncRecorder()
+    with recorder:
+        step(model, graph, optimizer, *batch)
+    return [
+        {"op": op, "device": device, "at": where, **({"via": via} if via else {}), "count": count}
+        for (op, device, where, via), count in recorder.calls.most_common()
+    ]
 
 
 def step(model, graph, optimizer, u, i, j, reg=1e-4):
@@ -54,6 +116,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--syncs", action="store_true", help="attribute the syncing operators of one step to their calling lines")
     options = parser.parse_args()
     device = torch.device(options.device)
     cuda = device.type == "cuda"
@@ -72,14 +135,14 @@ def main() -> None:
         tensors = {k: v.to(device) for k, v in tensors.items()}
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         batches = [(u_all[lo:lo + 2048].to(device), i_all[lo:lo + 2048].to(device), j_all[lo:lo + 2048].to(device))
-                   for lo in range(0, 2048 * (options.warmup + options.steps), 2048)]
+                   for lo in range(0, 2048 * (options.warmup + options.steps + 1), 2048)]
         for batch in batches[: options.warmup]:
             step(model, tensors, optimizer, *batch)
         if cuda:
             torch.cuda.synchronize()
         started = time.perf_counter()
         with profile(activities=activities) as prof:
-            for batch in batches[options.warmup :]:
+            for batch in batches[options.warmup : options.warmup + options.steps]:
                 step(model, tensors, optimizer, *batch)
             if cuda:
                 torch.cuda.synchronize()
@@ -99,6 +162,8 @@ def main() -> None:
              "self_ms_per_step": round((e.self_device_time_total if cuda else e.self_cpu_time_total) / 1000 / options.steps, 3)}
             for e in sorted(events, key=lambda e: getattr(e, "self_device_time_total" if cuda else "self_cpu_time_total"), reverse=True)[: options.top]
         ]
+        if options.syncs:
+            record["sync_sites"] = attribute_syncs(model, tensors, optimizer, batches[-1])
         print(json.dumps(record), flush=True)
         if options.out:
             options.out.mkdir(parents=True, exist_ok=True)

@@ -33,9 +33,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from epoch_time import load_interactions, recgoat_graph  # benchmarks/ is the script's folder
 from recgoat_cli.data.sampling import NegativeSampler
 from recgoat_cli.graphs.user_item import normalized_bipartite_adjacency, user_item_edges
-from recgoat_cli.model.bpr import bpr_loss, l2_penalty
 from recgoat_cli.model.registry import build_model
-from recgoat_cli.train.loop import epoch_generator
+from recgoat_cli.train.loop import batch_loss_terms, epoch_generator, prepare_batch
 
 SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy", "cudaMemcpyAsync", "aten::item", "aten::_local_scalar_dense", "aten::nonzero")
 
@@ -82,10 +81,15 @@ class SyncRecorder(TorchDispatchMode):
 
 
 def attribute_syncs(model, graph, optimizer, batch) -> list[dict]:
-    """The syncing operators of one training step, by calling line (most frequent first)."""
+    """The syncing operators of one training step, by calling line (most frequent first).
+
+    The batch is prepared outside the recorder: ``prepare_batch`` runs on the host's copy of the triples by
+    design (its ``unique`` calls never touch the GPU), which a CPU run could not tell apart.
+    """
     recorder = SyncRecorder()
+    prepared = prepare_batch(*batch, next(model.parameters()).device)
     with recorder:
-        step(model, graph, optimizer, *batch)
+        train_on(model, graph, optimizer, prepared)
     return [
         {"op": op, "device": device, "at": where, **({"via": via} if via else {}), "count": count}
         for (op, device, where, via), count in recorder.calls.most_common()
@@ -93,17 +97,13 @@ def attribute_syncs(model, graph, optimizer, batch) -> list[dict]:
 
 
 def step(model, graph, optimizer, u, i, j, reg=1e-4):
-    """One training step, as ``train/loop.py`` runs it."""
-    batch_users, user_rows = torch.unique(u, return_inverse=True)
-    batch_items, item_rows = torch.unique(torch.cat([i, j]), return_inverse=True)
-    pos_rows, neg_rows = item_rows[: len(i)], item_rows[len(i) :]
-    out = model(graph, batch_users, batch_items)
-    users = out.users[user_rows]
-    loss = bpr_loss((users * out.items[pos_rows]).sum(-1), (users * out.items[neg_rows]).sum(-1))
-    user_ego, item_ego = model.ego_embeddings()
-    loss = loss + reg * l2_penalty(user_ego[u], item_ego[i], item_ego[j])
-    loss = loss + sum(model.auxiliary_losses(out, torch.arange(len(batch_users), device=u.device), torch.unique(pos_rows),
-                                             triples=(user_rows, pos_rows, neg_rows)).values(), torch.zeros((), device=u.device))
+    """One training step, as ``train/loop.py`` runs it (the triples start on the host, as the sampler's do)."""
+    train_on(model, graph, optimizer, prepare_batch(u, i, j, next(model.parameters()).device), reg)
+
+
+def train_on(model, graph, optimizer, batch, reg=1e-4):
+    """The device part of a step: forward, losses, backward, Adam."""
+    loss = sum(batch_loss_terms(model, model, graph, batch, reg).values())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -134,7 +134,7 @@ def main() -> None:
         model = build_model(name, args).to(device).train()
         tensors = {k: v.to(device) for k, v in tensors.items()}
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        batches = [(u_all[lo:lo + 2048].to(device), i_all[lo:lo + 2048].to(device), j_all[lo:lo + 2048].to(device))
+        batches = [(u_all[lo:lo + 2048], i_all[lo:lo + 2048], j_all[lo:lo + 2048])
                    for lo in range(0, 2048 * (options.warmup + options.steps + 1), 2048)]
         for batch in batches[: options.warmup]:
             step(model, tensors, optimizer, *batch)

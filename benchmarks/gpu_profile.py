@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -47,12 +47,27 @@ SYNCING_OPS = {
 }
 
 
+def _callers() -> tuple:
+    """The innermost frame of recgoat (or of these benchmarks), and of any other library outside torch."""
+    ours = library = None
+    frame = sys._getframe(2)
+    while frame is not None and ours is None:
+        name = frame.f_code.co_filename
+        if "recgoat_cli" in name or "benchmarks" in name:
+            ours = frame
+        elif library is None and ("/torch/" not in name or "/torch/optim/" in name):
+            library = frame
+        frame = frame.f_back
+    return ours, library
+
+
 class SyncRecorder(TorchDispatchMode):
-    """Counts the operators that synchronise with a CUDA device, by operator and calling line."""
+    """Counts every operator by calling function, and the operators that synchronise with a CUDA device by line."""
 
     def __init__(self):
         super().__init__()
         self.calls: collections.Counter = collections.Counter()
+        self.ops: collections.Counter = collections.Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -63,37 +78,48 @@ class SyncRecorder(TorchDispatchMode):
             syncing = kwargs.get("output_size") is None and (len(args) < 4 or args[3] is None) and overload != "self_int"
         if name == "aten.index" and any(i is not None and i.dtype == torch.bool for i in args[1]):
             syncing, name = True, "aten.index[bool mask]"
-        if name in ("aten._to_copy", "aten.copy_"):
-            tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if name == "aten._to_copy":  # a copy to the host waits for the device
             target = kwargs.get("device")
-            syncing = target is not None and torch.device(target).type == "cpu" and any(t.device.type == "cuda" for t in tensors)
+            syncing = target is not None and torch.device(target).type == "cpu" and args[0].device.type == "cuda"
+        if name == "aten.copy_":
+            syncing = args[0].device.type == "cpu" and args[1].device.type == "cuda"
+        ours, library = _callers()
+        site = f"{Path(ours.f_code.co_filename).name} {ours.f_code.co_name}" if ours else "autograd engine"
+        if library is not None and "/torch/optim/" in library.f_code.co_filename:
+            site = "torch.optim"
+        elif library is not None:
+            site += f" via {Path(library.f_code.co_filename).parent.name}/{Path(library.f_code.co_filename).name}"
+        self.ops[site] += 1
         if syncing:
             tensors = [a for a in args if isinstance(a, torch.Tensor)]
             device = tensors[0].device.type if tensors else "-"
-            frames = traceback.extract_stack()[:-1]
-            ours = [f for f in frames if "recgoat_cli" in f.filename or "benchmarks" in f.filename]
-            where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno} {ours[-1].name}" if ours else "?"
-            inner = [f for f in frames if "/torch/" not in f.filename or "/torch/optim/" in f.filename]
-            library = inner[-1] if inner else None
-            via = f"{'/'.join(Path(library.filename).parts[-2:])}:{library.lineno}" if library and library is not (ours[-1] if ours else None) else ""
+            where = f"{Path(ours.f_code.co_filename).name}:{ours.f_lineno} {ours.f_code.co_name}" if ours else "?"
+            via = f"{'/'.join(Path(library.f_code.co_filename).parts[-2:])}:{library.f_lineno}" if library is not None else ""
             self.calls[(name, device, where, via)] += 1
         return func(*args, **kwargs)
 
 
-def attribute_syncs(model, graph, optimizer, batch) -> list[dict]:
-    """The syncing operators of one training step, by calling line (most frequent first).
+def attribute_syncs(model, graph, optimizer, batch) -> dict:
+    """One training step's syncing operators by calling line, and its operators by calling function.
 
     The batch is prepared outside the recorder: ``prepare_batch`` runs on the host's copy of the triples by
-    design (its ``unique`` calls never touch the GPU), which a CPU run could not tell apart.
+    design (its ``unique`` calls never touch the GPU), which a CPU run could not tell apart. Every operator
+    on a GPU tensor is at least one kernel launch, so ``ops`` bounds the launches from below. Operators
+    that autograd's engine runs for a built-in operator's backward count under the function that called
+    ``backward()`` (or "autograd engine" where the engine runs in its own thread, as on a GPU).
     """
     recorder = SyncRecorder()
     prepared = prepare_batch(*batch, next(model.parameters()).device)
     with recorder:
         train_on(model, graph, optimizer, prepared)
-    return [
-        {"op": op, "device": device, "at": where, **({"via": via} if via else {}), "count": count}
-        for (op, device, where, via), count in recorder.calls.most_common()
-    ]
+    return {
+        "sync_sites": [
+            {"op": op, "device": device, "at": where, **({"via": via} if via else {}), "count": count}
+            for (op, device, where, via), count in recorder.calls.most_common()
+        ],
+        "ops_per_step": sum(recorder.ops.values()),
+        "ops_by_site": dict(recorder.ops.most_common(15)),
+    }
 
 
 def step(model, graph, optimizer, u, i, j, reg=1e-4):
@@ -163,7 +189,7 @@ def main() -> None:
             for e in sorted(events, key=lambda e: getattr(e, "self_device_time_total" if cuda else "self_cpu_time_total"), reverse=True)[: options.top]
         ]
         if options.syncs:
-            record["sync_sites"] = attribute_syncs(model, tensors, optimizer, batches[-1])
+            record.update(attribute_syncs(model, tensors, optimizer, batches[-1]))
         print(json.dumps(record), flush=True)
         if options.out:
             options.out.mkdir(parents=True, exist_ok=True)

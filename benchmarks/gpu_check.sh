@@ -9,7 +9,7 @@ OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 source benchmarks/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 -m pytest -q -p no:cacheprovider -k "cuda" tests/eval tests/graphs tests/model 2>&1 | tee "$OUT/cuda_tests.log" | tail -n 25
+python3 -m pytest -q -p no:cacheprovider -k "cuda" tests/eval tests/graphs tests/model tests/train 2>&1 | tee "$OUT/cuda_tests.log" | tail -n 25
 python3 benchmarks/gpu_timing.py --epochs 3 2>&1 | tee "$OUT/gpu_timing.jsonl"
 # issue 20: where a training step's time goes on the GPU (kernel launches, host syncs, top kernels), both models
-(cd benchmarks && python3 gpu_profile.py --device cuda --steps 10 --out "$OUT/profile" 2>&1 | grep '^{' | tee "$OUT/gpu_profile.jsonl")
+(cd benchmarks && python3 gpu_profile.py --device cuda --steps 10 --syncs --out "$OUT/profile" 2>&1 | grep '^{' | tee "$OUT/gpu_profile.jsonl")

@@ -159,6 +159,7 @@ class SparseGATLayer(nn.Module):
         edge_index: Tensor,
         edge_weight: Tensor | None = None,
         edge_log_weight: Tensor | None = None,
+        dst_sorted: bool = False,
     ) -> Tensor:
         r"""``forward((x_src, x_dst), ...)`` for sources that are affine maps of feature rows, without forming ``x_src``.
 
@@ -176,7 +177,8 @@ class SparseGATLayer(nn.Module):
         backward has no ``[N_src, d_t]`` product either. Same value and gradients as :meth:`forward`
         (tested), for one layer whose sources are frozen features seen through trainable maps. A caller that
         restricts one weighted graph every batch may pass the weights' logarithm (``edge_log_weight``, clamped
-        as :meth:`forward` does) instead of ``edge_weight``.
+        as :meth:`forward` does) instead of ``edge_weight``, and ``dst_sorted=True`` when its edges come sorted
+        by destination (see :func:`~recgoat_cli.model.scatter.edge_layout`).
 
         Shapes:
             sources: ``[(f_t [N_src, d_t], P_t [in_dim, d_t], c_t [in_dim] or None), ...]``; x_dst
@@ -185,7 +187,7 @@ class SparseGATLayer(nn.Module):
         """
         num_src, num_dst = sources[0][0].size(0), x_dst.size(0)
         features_need_grad = any(features.requires_grad for features, _, _ in sources)
-        layout = edge_layout(edge_index, num_src, num_dst, self.heads, transpose=features_need_grad)
+        layout = edge_layout(edge_index, num_src, num_dst, self.heads, transpose=features_need_grad, dst_sorted=dst_sorted)
         if edge_weight is not None:
             edge_log_weight = log_edge_weight(edge_weight)
         score_src = affine_scores(sources, self._score_weight(self.lin_src, self.att_src))  # [N_src, H]
@@ -214,6 +216,7 @@ class SparseGATLayer(nn.Module):
         values: Tensor,
         edge_index: Tensor,
         edge_log_weight: Tensor | None = None,
+        dst_sorted: bool = False,
     ) -> Tensor:
         r"""Attention from keys, messages from ``values``: :math:`y_i = \frac{1}{H}\sum_h \sum_j \alpha^h_{ij} v_j`.
 
@@ -222,14 +225,14 @@ class SparseGATLayer(nn.Module):
         representation of the sources, ``values``, unchanged: no ``W``, residual or bias. RecGOAT uses it to
         propagate collaborative (ID) embeddings over graphs built from LM representations, with attention
         seeded from those representations. The source keys are a tensor ``[N_src, in_dim]`` or affine terms
-        of frozen features as in :meth:`forward_affine`.
+        of frozen features as in :meth:`forward_affine`; ``dst_sorted`` as there.
 
         Shapes:
             sources ``[N_src, in_dim]`` or ``[(f_t [N_src, d_t], P_t [in_dim, d_t], c_t or None), ...]``;
             key_dst ``[N_dst, in_dim]``; values ``[N_src, C]``; edge_index ``[2, E]``; edge_log_weight ``[E]``
             or None -> ``[N_dst, C]``
         """
-        layout = edge_layout(edge_index, values.size(0), key_dst.size(0), self.heads, transpose=values.requires_grad)
+        layout = edge_layout(edge_index, values.size(0), key_dst.size(0), self.heads, transpose=values.requires_grad, dst_sorted=dst_sorted)
         score_weight = self._score_weight(self.lin_src, self.att_src)  # [in_dim, H]
         score_src = sources @ score_weight if isinstance(sources, Tensor) else affine_scores(sources, score_weight)
         score_dst = key_dst @ self._score_weight(self.lin_dst, self.att_dst)

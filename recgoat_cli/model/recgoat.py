@@ -98,10 +98,15 @@ class IncomingEdges:
         counts = torch.bincount(edge_index[1], minlength=num_dst)
         self.pointers = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
 
-    def restrict(self, nodes: Tensor, log_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+    def count(self, nodes: Tensor) -> Tensor:
+        """How many edges ``restrict(nodes)`` keeps, as a 0-d tensor on the graph's device (read without waiting)."""
+        return (self.pointers.index_select(0, nodes + 1) - self.pointers.index_select(0, nodes)).sum()
+
+    def restrict(self, nodes: Tensor, log_weights: bool = False, size: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """The edges into ``nodes``; ``size`` is their number when known (``count``), else counting them waits for a GPU."""
         start = self.pointers.index_select(0, nodes)
         counts = self.pointers.index_select(0, nodes + 1) - start
-        local_dst = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts)
+        local_dst = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts, output_size=size)
         # position of edge k of the output: start of its destination's range + its rank inside that range
         offsets = torch.cumsum(counts, 0) - counts
         kept = torch.arange(local_dst.numel(), device=nodes.device) + (start - offsets).index_select(0, local_dst)
@@ -136,7 +141,8 @@ class GraphAttentionBranch(nn.Module):
     are summed over the batch's incoming edges and mapped once per destination, so no source row is
     projected at all. Inner layers (``layers > 1``) run on the whole homogeneous graph. The graph's
     :class:`IncomingEdges` is built on the first restricted call and kept while the same, unmodified
-    ``edge_index`` tensor comes back.
+    ``edge_index`` tensor comes back. ``edge_count`` is the number of edges into ``nodes`` when the caller has
+    read it already (:meth:`IncomingEdges.count`; RecGOAT reads every graph's in one transfer from the GPU).
 
     Shapes:
         terms [(features [N_src, d_t], Linear(d_t -> dim)), ...]; x_dst [N_dst, dim] or None (homogeneous
@@ -171,29 +177,29 @@ class GraphAttentionBranch(nn.Module):
 
     def forward(
         self, terms: list[tuple[Tensor, nn.Linear]], x_dst: Tensor | None, edge_index: Tensor, edge_weight: Tensor | None,
-        nodes: Tensor | None, num_dst: int, values: Tensor | None = None,
+        nodes: Tensor | None, num_dst: int, values: Tensor | None = None, edge_count: int | None = None,
     ) -> Tensor:
         if values is not None:
-            return self._propagate(terms, x_dst, edge_index, edge_weight, nodes, num_dst, values)
+            return self._propagate(terms, x_dst, edge_index, edge_weight, nodes, num_dst, values, edge_count)
         if self.inner is not None and x_dst is None:
             hidden = self.inner(affine_rows(terms), edge_index, edge_weight)
             if nodes is None:
                 return self.last(hidden, edge_index, edge_weight)
-            edges, weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes)
+            edges, weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes, size=edge_count)
             return self.last(hidden, edges, weights, dst_rows=nodes)
         if nodes is None:
             x_src = affine_rows(terms)
             return self.last((x_src, x_src if x_dst is None else x_dst), edge_index, edge_weight)
-        edges, log_weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes, log_weights=True)
+        edges, log_weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes, log_weights=True, size=edge_count)
         dst_rows = affine_rows(terms, nodes) if x_dst is None else x_dst.index_select(0, nodes)
-        return self.last.forward_affine(affine_sources(terms), dst_rows, edges, edge_log_weight=log_weights)
+        return self.last.forward_affine(affine_sources(terms), dst_rows, edges, edge_log_weight=log_weights, dst_sorted=True)
 
-    def _propagate(self, terms, x_dst, edge_index, edge_weight, nodes, num_dst, values: Tensor) -> Tensor:
+    def _propagate(self, terms, x_dst, edge_index, edge_weight, nodes, num_dst, values: Tensor, edge_count: int | None = None) -> Tensor:
         """``values`` (e.g. ID embeddings of the sources) summed with the attention that ``terms`` seed."""
         if nodes is None:
             edges, log_weights = edge_index, None if edge_weight is None else log_edge_weight(edge_weight)
         else:
-            edges, log_weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes, log_weights=True)
+            edges, log_weights = self.incoming_edges(edge_index, edge_weight, num_dst).restrict(nodes, log_weights=True, size=edge_count)
         if self.inner is not None and x_dst is None:
             keys = self.inner(affine_rows(terms), edge_index, edge_weight)
             key_src, key_dst = keys, (keys if nodes is None else keys.index_select(0, nodes))
@@ -203,7 +209,7 @@ class GraphAttentionBranch(nn.Module):
                 key_dst = affine_rows(terms, nodes)
             else:
                 key_dst = x_dst if nodes is None else x_dst.index_select(0, nodes)
-        return self.last.propagate_values(key_src, key_dst, values, edges, log_weights)
+        return self.last.propagate_values(key_src, key_dst, values, edges, log_weights, dst_sorted=nodes is not None)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(dim={self.dim}, layers={self.layers_count}, heads={self.heads})"
@@ -387,6 +393,7 @@ class RecGOAT(Recommender):
         item_views = {"id": item_id if view_rows is None else item_id[view_rows]}
         user_views = {"id": user_id if users is None else user_id[users]}
         propagated = self.gat_values == "id"
+        counts = self._batch_edge_counts(graph, users, view_rows)
         for name, _ in self.modalities:
             terms = [(graph[f"feat:{name}"], self.project[name])]
             if name in self.item_gat and self.item_branch == "reference":
@@ -394,7 +401,7 @@ class RecGOAT(Recommender):
             elif name in self.item_gat:
                 item_views[name] = self.item_gat[name](
                     terms, None, graph[f"item_edges:{name}"], graph.get(f"item_weights:{name}"), view_rows, self.n_items,
-                    values=item_id if propagated else None,
+                    values=item_id if propagated else None, edge_count=counts.get(f"item_edges:{name}"),
                 )
             else:
                 item_views[name] = affine_rows(terms, view_rows)
@@ -408,13 +415,15 @@ class RecGOAT(Recommender):
             # one attention over each user's train items, whose rows are the mean of their projected modalities
             terms = [(graph[f"feat:{name}"], self.project[name]) for name, _ in self.modalities]
             user_views["items"] = self.user_item_gat(
-                terms, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_users, values=item_id if propagated else None
+                terms, self.user_embedding.weight, graph["ui_edges"], None, users, self.n_users, values=item_id if propagated else None,
+                edge_count=counts.get("ui_edges"),
             )
         if self.user_project is not None:
             terms = [(graph["user_feat"], self.user_project)]
             if self.user_gat is not None:
                 user_views["lm"] = self.user_gat(
-                    terms, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users, values=user_id if propagated else None
+                    terms, None, graph["user_edges"], graph.get("user_weights"), users, self.n_users, values=user_id if propagated else None,
+                    edge_count=counts.get("user_edges"),
                 )
             else:
                 user_views["lm"] = affine_rows(terms, users)
@@ -429,6 +438,27 @@ class RecGOAT(Recommender):
             if self.user_project is not None:
                 views["user:lm"] = affine_rows([(graph["user_feat"], self.user_project)], users)
         return RecOutput(fused_users, fused_items, views)
+
+    def _batch_edge_counts(self, graph: dict[str, Tensor], users: Tensor | None, items: Tensor | None) -> dict[str, int]:
+        """How many edges each graph that the batch restricts keeps, read from the device in one transfer.
+
+        Each count sets the size of that graph's batch tensors, so the host must know it; reading them one by
+        one would wait for a GPU once per graph.
+        """
+        pending: dict[str, Tensor] = {}
+        if items is not None and self.item_branch == "attention":
+            for name, _ in self.modalities:
+                if name in self.item_gat:
+                    edges = graph[f"item_edges:{name}"]
+                    incoming = self.item_gat[name].incoming_edges(edges, graph.get(f"item_weights:{name}"), self.n_items)
+                    pending[f"item_edges:{name}"] = incoming.count(items)
+        if users is not None and self.user_item_gat is not None:
+            pending["ui_edges"] = self.user_item_gat.incoming_edges(graph["ui_edges"], None, self.n_users).count(users)
+        if users is not None and self.user_gat is not None:
+            pending["user_edges"] = self.user_gat.incoming_edges(graph["user_edges"], graph.get("user_weights"), self.n_users).count(users)
+        if not pending:
+            return {}
+        return dict(zip(pending, torch.stack(list(pending.values())).tolist()))
 
     def auxiliary_losses(
         self, out: RecOutput, users: Tensor, items: Tensor, triples: tuple[Tensor, Tensor, Tensor] | None = None

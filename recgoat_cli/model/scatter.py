@@ -140,21 +140,27 @@ class EdgeLayout(NamedTuple):
     backward_gather: Tensor | None
 
 
-def _head_interleaved_csr(pointers: Tensor, columns: Tensor, edge_ids: Tensor | None, heads: int) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Expand a CSR pattern ``[R, K]`` to the head-interleaved pattern ``[R * H, K * H]`` (see EdgeLayout).
+def _head_interleaved_csr(
+    pointers: Tensor, columns: Tensor, edge_ids: Tensor | None, heads: int, num_columns: int
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Expand a CSR pattern ``[R, K]`` (``K = num_columns``) to the head-interleaved pattern ``[R * H, K * H]``.
 
-    Big row ``r H + h`` holds row ``r``'s entries again, in head ``h``'s columns. Indices come back as int32
-    (what the sparse kernels use; int64 would be converted on every product) when they fit. The gather
-    (which edge weight each stored entry takes) is None when it is the identity.
+    Big row ``r H + h`` holds row ``r``'s entries again, in head ``h``'s columns (see EdgeLayout). Indices
+    come back as int32 (what the sparse kernels use; int64 would be converted on every product) when they fit,
+    decided from the shape alone (reading the largest column would wait for a GPU). The gather (which edge
+    weight each stored entry takes) is None when it is the identity.
     """
-    largest = max(columns.numel(), pointers.numel() - 1, int(columns.max()) + 1 if columns.numel() else 0) * heads
+    largest = max(columns.numel(), pointers.numel() - 1, num_columns) * heads
     index_type = torch.int32 if largest < 2**31 else torch.int64
     if heads == 1:  # the pattern itself; no gather when the entries are already the edges in order
         return pointers.to(index_type), columns.to(index_type), edge_ids
     degree = pointers.diff()
     head = torch.arange(heads, device=pointers.device)
     big_pointers = torch.cat([(pointers[:-1, None] * heads + head * degree[:, None]).reshape(-1), pointers[-1:] * heads])
-    big_row = torch.repeat_interleave(torch.arange(degree.numel() * heads, device=pointers.device), degree.repeat_interleave(heads))
+    # output_size: the number of entries is known, so the GPU is not waited for to count them
+    big_row = torch.repeat_interleave(
+        torch.arange(degree.numel() * heads, device=pointers.device), degree.repeat_interleave(heads), output_size=columns.numel() * heads
+    )
     row_head = big_row % heads
     # the entry of the original row that big position p repeats: p's rank inside its big row + the row's start
     start_shift = (pointers[:-1].repeat_interleave(heads) - big_pointers[:-1]).index_select(0, big_row)
@@ -165,30 +171,37 @@ def _head_interleaved_csr(pointers: Tensor, columns: Tensor, edge_ids: Tensor | 
 
 
 def _row_pointers(sorted_index: Tensor, num_rows: int) -> Tensor:
-    counts = torch.bincount(sorted_index, minlength=num_rows)
-    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    """CSR row pointers ``[num_rows + 1]`` of a sorted row index: where each row's run starts, and the end.
+
+    A binary search rather than ``bincount``, whose CUDA kernel reads the index's extremes on the host.
+    """
+    return torch.searchsorted(sorted_index, torch.arange(num_rows + 1, device=sorted_index.device, dtype=sorted_index.dtype))
 
 
-def edge_layout(edge_index: Tensor, num_src: int, num_dst: int, heads: int = 1, transpose: bool = True) -> EdgeLayout:
+def edge_layout(
+    edge_index: Tensor, num_src: int, num_dst: int, heads: int = 1, transpose: bool = True, dst_sorted: bool = False
+) -> EdgeLayout:
     """Group ``edge_index`` (row 0 source, row 1 destination) by destination and by source, for ``heads`` heads.
 
     Edges already sorted by destination (e.g. restricted from a destination-sorted list) are not re-sorted.
-    ``transpose=False`` skips the grouping by source (the layout then gives no gradient to node rows).
+    ``dst_sorted=True`` is the caller's word that they are (as :class:`~recgoat_cli.model.recgoat.IncomingEdges`
+    builds them): the check, which waits for a GPU, is skipped. ``transpose=False`` skips the grouping by
+    source (the layout then gives no gradient to node rows).
 
     Shapes:
         edge_index: ``[2, E]`` int64 -> :class:`EdgeLayout`.
     """
     src, dst = edge_index[0], edge_index[1]
     order = None
-    if dst.numel() > 1 and not bool((dst[1:] >= dst[:-1]).all()):
+    if not dst_sorted and dst.numel() > 1 and not bool((dst[1:] >= dst[:-1]).all()):
         order = torch.argsort(dst, stable=True)
         src, dst = src.index_select(0, order), dst.index_select(0, order)
-    forward = _head_interleaved_csr(_row_pointers(dst, num_dst), src, None, heads)
+    forward = _head_interleaved_csr(_row_pointers(dst, num_dst), src, None, heads, num_src)
     backward = (None, None, None)
     if transpose:
         by_source = torch.argsort(src, stable=True)
         backward = _head_interleaved_csr(
-            _row_pointers(src.index_select(0, by_source), num_src), dst.index_select(0, by_source), by_source, heads
+            _row_pointers(src.index_select(0, by_source), num_src), dst.index_select(0, by_source), by_source, heads, num_dst
         )
     return EdgeLayout(num_src, num_dst, heads, order, dst, src, *forward, *backward)
 

@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -63,6 +63,61 @@ class FitResult:
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+class Batch(NamedTuple):
+    """One batch's BPR triples and the rows the model computes for them, on the training device.
+
+    Shapes:
+        users, positives, negatives ``[B]`` (ids); batch_users ``[Bu]`` and batch_items ``[Bi]`` (the unique ids
+        the model computes, sorted); user_rows, pos_rows, neg_rows ``[B]`` (each triple's rows of those);
+        positive_rows ``[P]`` (the unique rows of the positive items)
+    """
+
+    users: torch.Tensor
+    positives: torch.Tensor
+    negatives: torch.Tensor
+    batch_users: torch.Tensor
+    user_rows: torch.Tensor
+    batch_items: torch.Tensor
+    pos_rows: torch.Tensor
+    neg_rows: torch.Tensor
+    positive_rows: torch.Tensor
+
+
+def prepare_batch(u: torch.Tensor, i: torch.Tensor, j: torch.Tensor, device: torch.device) -> Batch:
+    """The batch's unique users and items and every triple's rows of them, computed where the triples are.
+
+    The sampler's triples live on the host; there ``torch.unique`` costs microseconds, whereas on a GPU its
+    data-dependent output size makes the host wait for the device, and every ``.to(device)`` of a pageable
+    tensor waits too. So the uniques are taken on the host and everything goes to a CUDA device in one
+    non-blocking copy from pinned memory: no wait per batch. On the CPU nothing is copied.
+    """
+    batch_users, user_rows = torch.unique(u, return_inverse=True)
+    batch_items, item_rows = torch.unique(torch.cat([i, j]), return_inverse=True)
+    pos_rows, neg_rows = item_rows[: len(i)], item_rows[len(i) :]
+    parts = [u, i, j, batch_users, user_rows, batch_items, pos_rows, neg_rows, torch.unique(pos_rows)]
+    if all(part.device == device for part in parts):
+        return Batch(*parts)
+    flat = torch.cat([part.to(torch.int64) for part in parts])
+    if device.type == "cuda":
+        flat = flat.pin_memory().to(device, non_blocking=True)
+    else:
+        flat = flat.to(device)
+    return Batch(*flat.split([part.numel() for part in parts]))
+
+
+def batch_loss_terms(trained: torch.nn.Module, model: torch.nn.Module, graph: dict[str, torch.Tensor], batch: Batch, reg: float) -> dict[str, torch.Tensor]:
+    """BPR, the L2 penalty and the model's auxiliary losses of one batch (``trained`` is ``model`` or its DDP wrapper)."""
+    out = trained(graph, batch.batch_users, batch.batch_items)
+    user_vectors = out.users[batch.user_rows]
+    terms = {"bpr": bpr_loss((user_vectors * out.items[batch.pos_rows]).sum(-1), (user_vectors * out.items[batch.neg_rows]).sum(-1))}
+    user_ego, item_ego = model.ego_embeddings()
+    terms["l2"] = reg * l2_penalty(user_ego[batch.users], item_ego[batch.positives], item_ego[batch.negatives])
+    rows = torch.arange(len(batch.batch_users), device=batch.batch_users.device)
+    terms.update(model.auxiliary_losses(out, rows, batch.positive_rows, triples=(batch.user_rows, batch.pos_rows, batch.neg_rows)))
+    terms.update(model.pairwise_losses(out, batch.user_rows, batch.pos_rows, batch.neg_rows))
+    return terms
 
 
 class _RecordingWriter:
@@ -199,38 +254,27 @@ def fit(
         trained.train()
         model.start_epoch(graph, structure_generator(settings.seed, epoch))
         users, positives, negatives = sampler.epoch(epoch_generator(settings.seed, epoch))
-        totals: dict[str, float] = {}
+        # the epoch's loss sums stay on the device (float64, the same sums as Python floats): reading them every
+        # batch would make the host wait for a GPU every batch
+        running: dict[str, torch.Tensor] = {}
+        zero = torch.zeros((), dtype=torch.float64, device=device)
         n_batches = 0
         for lo, hi in distributed.epoch_batches(len(users), settings.batch_size, world):
             rows = distributed.rank_rows(lo, hi, rank, world)
-            u, i, j = users[rows].to(device), positives[rows].to(device), negatives[rows].to(device)
-            # this rank's share of the global batch: its mean losses weighted so the ranks' average is the batch mean
-            share = len(u) / (hi - lo)
             # the model computes only the batch's unique users and items; local indices address its rows
-            batch_users, user_rows = torch.unique(u, return_inverse=True)
-            batch_items, item_rows = torch.unique(torch.cat([i, j]), return_inverse=True)
-            pos_rows, neg_rows = item_rows[: len(i)], item_rows[len(i) :]
+            batch = prepare_batch(users[rows], positives[rows], negatives[rows], device)
+            # this rank's share of the global batch: its mean losses weighted so the ranks' average is the batch mean
+            share = len(batch.users) / (hi - lo)
             with torch.autocast(device.type, enabled=scaler_enabled, dtype=torch.bfloat16):
-                out = trained(graph, batch_users, batch_items)
-                user_vectors = out.users[user_rows]
-                terms = {
-                    "bpr": bpr_loss((user_vectors * out.items[pos_rows]).sum(-1), (user_vectors * out.items[neg_rows]).sum(-1))
-                }
-                user_ego, item_ego = model.ego_embeddings()
-                terms["l2"] = settings.reg * l2_penalty(user_ego[u], item_ego[i], item_ego[j])
-                terms.update(
-                    model.auxiliary_losses(
-                        out, torch.arange(len(batch_users), device=device), torch.unique(pos_rows), triples=(user_rows, pos_rows, neg_rows)
-                    )
-                )
-                terms.update(model.pairwise_losses(out, user_rows, pos_rows, neg_rows))
+                terms = batch_loss_terms(trained, model, graph, batch, settings.reg)
                 loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             (loss * (share * world) if world > 1 else loss).backward()
             optimizer.step()
             for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach()) * share
+                running[name] = running.get(name, zero) + value.detach().to(torch.float64) * share
             n_batches += 1
+        totals = dict(zip(running, torch.stack(list(running.values())).tolist())) if running else {}
         if world > 1:
             summed = distributed.sum_across_ranks(torch.tensor(list(totals.values()), dtype=torch.float64))
             totals = dict(zip(totals, summed.tolist()))

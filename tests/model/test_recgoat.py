@@ -135,6 +135,21 @@ def test_incoming_edges_restrict_like_restrict_edges(weighted):
     assert key(got_edges, got_weights) == key(expected_edges, expected_weights)
 
 
+def test_incoming_edges_count_is_the_restricted_size():
+    from recgoat_cli.model.recgoat import IncomingEdges
+
+    # edges into node 0: two, into node 2: three, into node 1: none
+    edges = torch.tensor([[1, 2, 0, 1, 3, 0], [0, 2, 2, 0, 2, 3]])
+    weights = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    incoming = IncomingEdges(edges, weights, 4)
+    nodes = torch.tensor([2, 1, 0])
+    assert int(incoming.count(nodes)) == 5
+    plain_edges, plain_weights = incoming.restrict(nodes)
+    sized_edges, sized_weights = incoming.restrict(nodes, size=5)
+    assert sized_edges.tolist() == plain_edges.tolist() == [[2, 0, 3, 1, 1], [0, 0, 0, 2, 2]]
+    assert sized_weights.tolist() == plain_weights.tolist() == pytest.approx([0.2, 0.3, 0.5, 0.1, 0.4])
+
+
 @pytest.mark.parametrize("n_users,n_items", [(40, 12), (12, 40)])
 def test_batch_forward_equals_full_forward_on_sparse_and_dense_paths(n_users, n_items):
     # a small batch in a large graph uses only part of the source rows; the other side uses most of them

@@ -124,6 +124,28 @@ def test_edge_layout_orders_edges_by_destination():
     assert edge_layout(layout.order.new_tensor([[1, 3], [0, 1]]), 4, 3).order is None  # already sorted
 
 
+def test_row_pointers_count_each_rows_run():
+    from recgoat_cli.model.scatter import _row_pointers
+
+    # rows 0 and 2 hold two entries each, row 1 none, row 3 one, row 4 none
+    assert _row_pointers(torch.tensor([0, 0, 2, 2, 3]), 5).tolist() == [0, 2, 2, 4, 5, 5]
+    assert _row_pointers(torch.tensor([], dtype=torch.int64), 2).tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+def test_edge_layout_trusting_sorted_destinations_equals_checking_them(heads):
+    from recgoat_cli.model.scatter import edge_layout
+
+    edge_index = torch.tensor([[4, 0, 2, 1, 3, 0], [0, 0, 1, 3, 3, 3]])  # destinations sorted
+    checked = edge_layout(edge_index, 5, 4, heads)
+    trusted = edge_layout(edge_index, 5, 4, heads, dst_sorted=True)
+    assert checked.order is None and trusted.order is None
+    for field, got in trusted._asdict().items():
+        expected = getattr(checked, field)
+        assert torch.equal(got, expected) if isinstance(got, torch.Tensor) else got == expected, field
+    assert trusted.forward_col.dtype == torch.int32  # index width from the shape: 5 * heads columns fit
+
+
 def test_layout_without_transpose_serves_frozen_values_only():
     from recgoat_cli.model.scatter import edge_layout, edge_weighted_sum
 

@@ -96,6 +96,7 @@ class TrainConfig(StageConfig):
     map_scale: float = Field(100.0, gt=0, description="oat-map: factor on the mean squared difference of two dimensions")
     map_reg: float = Field(0.01, gt=0, description="oat-map: entropic regularisation of the dimension transport plan")
     map_iters: int = Field(1000, ge=1, description="oat-map: Sinkhorn iteration limit of the dimension plan")
+    init_std: float = Field(0.0, ge=0, description="RecGOAT ID embedding init: 0 for Xavier uniform, > 0 for a normal with this std")
     map_plan: Literal["sinkhorn", "none"] = Field("sinkhorn", description="oat-map: the solved plan, or none (T = 0: the reference code's underflowed plan)")
     lm_dim: int = Field(64, ge=0, description="principal components kept of each frozen LM representation (0: all)")
     kernels: Literal["auto", "native", "torch_scatter"] = "auto"
@@ -118,7 +119,7 @@ class TrainConfig(StageConfig):
     LATE_FIELDS: ClassVar[tuple[str, ...]] = (
         "item_branch", "cmcl_form", "cmcl_view_weight", "map_scale", "map_reg", "map_iters", "map_plan",
         "freedom_dropout", "freedom_knn_k", "freedom_image_weight", "freedom_mm_layers", "freedom_modality_weight",
-        "base_model", "late_fusion_grid",
+        "base_model", "late_fusion_grid", "init_std",
     )
 
     def semantic_dump(self) -> dict:

@@ -37,6 +37,8 @@ PRESETS: dict[str, dict[str, dict]] = {
             "lambda_cmcl": 0.01,
             "cmcl_view_weight": 0.5,
             "temperature": 0.2,
+            # ID embeddings drawn from N(0, 0.1^2), as the reference initialises LightGCN's tables (recgoat: Xavier)
+            "init_std": 0.1,
             # optimisation: Adam lr 1e-3, batch 2048; the reference's decay 1e-4 on the batch mean of squared
             # norms is reg 2e-4 in recgoat's (1/2B) form of the same penalty
             "lr": 1e-3,

@@ -58,6 +58,7 @@ CmclViewWeightOpt = Annotated[Optional[float], typer.Option("--cmcl-view-weight"
 MapScaleOpt = Annotated[Optional[float], typer.Option("--map-scale", help="oat-map fusion: factor on the dimension cost [default: 100]")]
 MapRegOpt = Annotated[Optional[float], typer.Option("--map-reg", help="oat-map fusion: Sinkhorn regularisation of the dimension plan [default: 0.01]")]
 MapItersOpt = Annotated[Optional[int], typer.Option("--map-iters", help="oat-map fusion: Sinkhorn iteration limit [default: 1000]")]
+InitStdOpt = Annotated[Optional[float], typer.Option("--init-std", help="RecGOAT ID embedding init: 0 for Xavier uniform, > 0 for a normal with this std (the reference: 0.1) [default: 0]")]
 MapPlanOpt = Annotated[Optional[str], typer.Option("--map-plan", help="oat-map fusion: sinkhorn (the solved plan) or none (T = 0, what the reference code's underflowing Sinkhorn returns) [default: sinkhorn]")]
 # FREEDOM
 FreedomDropoutOpt = Annotated[float, typer.Option("--freedom-dropout", help="FREEDOM: share of user-item edges dropped each epoch (degree-sensitive sampling)")]
@@ -190,6 +191,7 @@ def train(
     map_reg: MapRegOpt = None,
     map_iters: MapItersOpt = None,
     map_plan: MapPlanOpt = None,
+    init_std: InitStdOpt = None,
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
     lm_dim: LmDimOpt = None,

@@ -312,6 +312,7 @@ class RecGOAT(Recommender):
         map_reg: float = 0.01,
         map_iters: int = 1000,
         map_plan: str = "sinkhorn",
+        init_std: float = 0.0,
     ):
         super().__init__()
         if gat_values not in GAT_VALUES:
@@ -327,6 +328,8 @@ class RecGOAT(Recommender):
         self.gat_values, self.item_branch = gat_values, item_branch
         self.cmcl_form, self.cmcl_view_weight = cmcl_form, cmcl_view_weight
         self.fusion_mode = fusion
+        #: ID embedding init: 0 is Xavier uniform (recgoat's), > 0 a normal with this std (the reference's 0.1)
+        self.init_std = init_std
         unknown = set(graphs) - set(GRAPH_KINDS)
         if unknown:
             raise ValueError(f"unknown graphs {sorted(unknown)}; known: {GRAPH_KINDS}")
@@ -371,8 +374,11 @@ class RecGOAT(Recommender):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        for table in (self.user_embedding.weight, self.item_embedding.weight):
+            if self.init_std > 0:
+                nn.init.normal_(table, std=self.init_std)
+            else:
+                nn.init.xavier_uniform_(table)
         for module in [*self.project.values(), *self.item_gat.values(), self.item_fusion, self.user_fusion]:
             module.reset_parameters()
         if self.user_item_gat is not None:

@@ -59,6 +59,7 @@ def model_args(config: TrainConfig, n_users: int, n_items: int, embed: Artifact 
             ot_batch=config.ot_batch, fusion=config.fusion, backend=config.kernels,
             item_branch=config.item_branch, cmcl_form=config.cmcl_form, cmcl_view_weight=config.cmcl_view_weight,
             map_scale=config.map_scale, map_reg=config.map_reg, map_iters=config.map_iters, map_plan=config.map_plan,
+            init_std=config.init_std,
         )
     return args
 

@@ -178,3 +178,14 @@ def test_reference_branch_refuses_id_messages_and_map_fusion_needs_a_modality():
         reference_model(graph, modalities, 8, 6, gat_values="id")
     with pytest.raises(ValueError, match="oat-map"):
         RecGOAT(8, 6, 8, 2, [], 0, fusion="oat-map")
+
+
+def test_init_std_draws_the_id_tables_from_a_normal_and_zero_keeps_xavier():
+    graph, modalities, _ = toy_graph(400, 300)
+    torch.manual_seed(0)
+    normal = reference_model(graph, modalities, 400, 300, init_std=0.1)
+    for table in (normal.user_embedding.weight, normal.item_embedding.weight):
+        assert abs(float(table.std()) - 0.1) < 0.005 and abs(float(table.mean())) < 0.005
+    xavier = reference_model(graph, modalities, 400, 300)
+    bound = (6 / (400 + 8)) ** 0.5  # Xavier uniform of the [400, 8] user table
+    assert float(xavier.user_embedding.weight.abs().max()) <= bound

@@ -87,9 +87,17 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["lightgcn", "recgoat", "reference"], choices=list(VARIANTS))
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=None, help="cap on epochs (default: train's own, 300 with early stopping)")
+    parser.add_argument("--graphs", nargs=2, metavar=("DEFAULT", "K20"), default=None,
+                        help="build-graph artifact ids to train from (the default graph, the k=20 one) instead of running embed and build-graph")
     options = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    graphs = {dataset: graph_ids(dataset, options) for dataset in options.datasets}
+    if options.graphs:
+        if len(options.datasets) != 1:
+            parser.error("--graphs names one dataset's graphs; pass one dataset")
+        default, k20 = options.graphs
+        graphs = {options.datasets[0]: {v: k20 if "--preset" in flags else default for v, flags in VARIANTS.items()}}
+    else:
+        graphs = {dataset: graph_ids(dataset, options) for dataset in options.datasets}
     jobs = [(d, v, graphs[d][v]) for d in options.datasets for v in options.variants]
     records = []
     with ThreadPoolExecutor(options.jobs) as pool:

@@ -98,7 +98,6 @@ def find_cached_tag_weights(
     ``~/.cache/clip`` for URL-only tags) without touching the network.
     """
     from huggingface_hub import constants, try_to_load_from_cache
-    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
     from open_clip.pretrained import get_pretrained_cfg
 
     pretrained_cfg = get_pretrained_cfg(arch, tag)
@@ -108,16 +107,9 @@ def find_cached_tag_weights(
         looked.append(pretrained_cfg["file"])
         if Path(pretrained_cfg["file"]).is_file():
             return pretrained_cfg["file"], looked
-    hub_entry = pretrained_cfg.get("hf_hub", "")
-    if hub_entry:
-        model_id, filename = os.path.split(hub_entry)
-        filename = filename or HF_WEIGHTS_NAME
-        # open_clip prefers a safetensors twin of a .bin/.pth file; look for the same names it would fetch.
-        candidates = [filename]
-        if filename == HF_WEIGHTS_NAME:
-            candidates.insert(0, HF_SAFE_WEIGHTS_NAME)
-        elif filename.endswith((".bin", ".pth")):
-            candidates.insert(0, filename[:-4] + ".safetensors")
+    hub_files = tag_hub_files(arch, tag)  # the same names, in the same order, that open_clip would fetch
+    if hub_files is not None:
+        model_id, candidates = hub_files
         looked.append(f"{hub_cache} (repo {model_id}, files {', '.join(candidates)})")
         for candidate in candidates:
             cached = try_to_load_from_cache(model_id, candidate, cache_dir=hub_cache)

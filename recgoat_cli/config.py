@@ -98,6 +98,8 @@ class TrainConfig(StageConfig):
     map_iters: int = Field(1000, ge=1, description="oat-map: Sinkhorn iteration limit of the dimension plan")
     init_std: float = Field(0.0, ge=0, description="RecGOAT ID embedding init: 0 for Xavier uniform, > 0 for a normal with this std")
     map_plan: Literal["sinkhorn", "none"] = Field("sinkhorn", description="oat-map: the solved plan, or none (T = 0: the reference code's underflowed plan)")
+    content_score: bool = Field(False, description="RecGOAT: add the z-scored content ranker with a learned weight per modality to the score")
+    content_control: Literal["none", "shuffle"] = Field("none", description="RecGOAT ablation: the LM rows as embedded, or permuted across items and across users (the kNN graphs relabelled to match)")
     lm_dim: int = Field(64, ge=0, description="principal components kept of each frozen LM representation (0: all)")
     kernels: Literal["auto", "native", "torch_scatter"] = "auto"
     # FREEDOM (ignored by the others); defaults are MMRec's, and --model freedom also changes the defaults
@@ -119,7 +121,7 @@ class TrainConfig(StageConfig):
     LATE_FIELDS: ClassVar[tuple[str, ...]] = (
         "item_branch", "cmcl_form", "cmcl_view_weight", "map_scale", "map_reg", "map_iters", "map_plan",
         "freedom_dropout", "freedom_knn_k", "freedom_image_weight", "freedom_mm_layers", "freedom_modality_weight",
-        "base_model", "late_fusion_grid", "init_std",
+        "base_model", "late_fusion_grid", "init_std", "content_score", "content_control",
     )
 
     def semantic_dump(self) -> dict:

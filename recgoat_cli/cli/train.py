@@ -59,6 +59,8 @@ MapScaleOpt = Annotated[Optional[float], typer.Option("--map-scale", help="oat-m
 MapRegOpt = Annotated[Optional[float], typer.Option("--map-reg", help="oat-map fusion: Sinkhorn regularisation of the dimension plan [default: 0.01]")]
 MapItersOpt = Annotated[Optional[int], typer.Option("--map-iters", help="oat-map fusion: Sinkhorn iteration limit [default: 1000]")]
 InitStdOpt = Annotated[Optional[float], typer.Option("--init-std", help="RecGOAT ID embedding init: 0 for Xavier uniform, > 0 for a normal with this std (the reference: 0.1) [default: 0]")]
+ContentScoreOpt = Annotated[Optional[bool], typer.Option("--content-score/--no-content-score", help="RecGOAT: add each modality's z-scored content ranker (late fusion's) to the score with a learned weight, trained jointly [default: off]")]
+ContentControlOpt = Annotated[Optional[str], typer.Option("--content-control", help="RecGOAT ablation: none, or shuffle (the LM rows permuted across items and across users, with the kNN graphs built from them relabelled: a content-free control) [default: none]")]
 MapPlanOpt = Annotated[Optional[str], typer.Option("--map-plan", help="oat-map fusion: sinkhorn (the solved plan) or none (T = 0, what the reference code's underflowing Sinkhorn returns) [default: sinkhorn]")]
 # FREEDOM
 FreedomDropoutOpt = Annotated[float, typer.Option("--freedom-dropout", help="FREEDOM: share of user-item edges dropped each epoch (degree-sensitive sampling)")]
@@ -192,6 +194,8 @@ def train(
     map_iters: MapItersOpt = None,
     map_plan: MapPlanOpt = None,
     init_std: InitStdOpt = None,
+    content_score: ContentScoreOpt = None,
+    content_control: ContentControlOpt = None,
     kernels: KernelsOpt = "auto",
     amp: AmpOpt = False,
     lm_dim: LmDimOpt = None,

@@ -46,6 +46,14 @@ class Recommender(nn.Module):
         """
         return {}
 
+    def positive_offset(self, graph: dict[str, torch.Tensor], users: torch.Tensor, positives: torch.Tensor) -> torch.Tensor | None:
+        """What training subtracts from each (user, train positive) score before BPR, or None (nothing).
+
+        A model whose score counts the user's own train items (RecGOAT's content score) removes the positive's
+        similarity to itself here, so training sees leave-one-out scores. Shapes: users, positives ``[B]`` ids.
+        """
+        return None
+
     def pairwise_losses(
         self, out: RecOutput, user_rows: torch.Tensor, positive_rows: torch.Tensor, negative_rows: torch.Tensor
     ) -> dict[str, torch.Tensor]:

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from recgoat_cli.model.base import RecOutput, Recommender
 from recgoat_cli.model.cmcl import info_nce, reference_cmcl
+from recgoat_cli.model.content import ContentScore
 from recgoat_cli.model.fusion import AdaptiveFusion, TransportMapFusion
 from recgoat_cli.model.gat import GATEncoder, SparseGATLayer, log_edge_weight
 from recgoat_cli.model.lightgcn import propagate
@@ -313,6 +314,7 @@ class RecGOAT(Recommender):
         map_iters: int = 1000,
         map_plan: str = "sinkhorn",
         init_std: float = 0.0,
+        content_score: bool = False,
     ):
         super().__init__()
         if gat_values not in GAT_VALUES:
@@ -371,6 +373,7 @@ class RecGOAT(Recommender):
             else AdaptiveFusion(dim, len(self.item_views), fusion)
         )
         self.user_fusion = AdaptiveFusion(dim, len(self.user_views), "oat" if fusion == "oat-map" else fusion)
+        self.content = ContentScore([name for name, _ in self.modalities]) if content_score and self.modalities else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -387,6 +390,8 @@ class RecGOAT(Recommender):
             self.user_project.reset_parameters()
         if self.user_gat is not None:
             self.user_gat.reset_parameters()
+        if self.content is not None:
+            self.content.reset_parameters()
 
     def forward(self, graph: dict[str, Tensor], users: Tensor | None = None, items: Tensor | None = None) -> RecOutput:
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
@@ -443,7 +448,12 @@ class RecGOAT(Recommender):
                 views[f"item:{name}"] = affine_rows([(graph[f"feat:{name}"], self.project[name])], items)
             if self.user_project is not None:
                 views["user:lm"] = affine_rows([(graph["user_feat"], self.user_project)], users)
+        if self.content is not None:
+            fused_users, fused_items = self.content.extend(graph, users, items, fused_users, fused_items)
         return RecOutput(fused_users, fused_items, views)
+
+    def positive_offset(self, graph: dict[str, Tensor], users: Tensor, positives: Tensor) -> Tensor | None:
+        return None if self.content is None else self.content.positive_offset(graph, users, positives)
 
     def _batch_edge_counts(self, graph: dict[str, Tensor], users: Tensor | None, items: Tensor | None) -> dict[str, int]:
         """How many edges each graph that the batch restricts keeps, read from the device in one transfer.
@@ -530,6 +540,8 @@ class RecGOAT(Recommender):
             w = fusion.weights()
             if w is not None:
                 weights[side] = {n: float(x) for n, x in zip(names, w.detach().cpu())}
+        if self.content is not None:
+            weights["content"] = self.content.weights()
         return weights
 
     def __repr__(self) -> str:

@@ -59,7 +59,7 @@ def model_args(config: TrainConfig, n_users: int, n_items: int, embed: Artifact 
             ot_batch=config.ot_batch, fusion=config.fusion, backend=config.kernels,
             item_branch=config.item_branch, cmcl_form=config.cmcl_form, cmcl_view_weight=config.cmcl_view_weight,
             map_scale=config.map_scale, map_reg=config.map_reg, map_iters=config.map_iters, map_plan=config.map_plan,
-            init_std=config.init_std,
+            init_std=config.init_std, content_score=config.content_score,
         )
     return args
 
@@ -117,10 +117,18 @@ def graph_tensors(config: TrainConfig, graph: Artifact, embed: Artifact | None =
     from recgoat_cli.stages.embed import load_modalities
 
     items, users = load_modalities(embed)
+    item_order = user_order = None
+    if config.content_control == "shuffle":
+        items, users, item_order, user_order = shuffled_content(items, users, config.seed)
+    if config.content_score:
+        n_items = next(iter(items.values())).shape[0]
+        tensors |= content_score_tensors(items, graph, tensors["adjacency"].shape[0] - n_items)
     for name, matrix in items.items():
         tensors[f"feat:{name}"] = lm_features(matrix, config.lm_dim)
         if "item" in config.graphs and config.gat_layers > 0:
             tensors[f"item_edges:{name}"], tensors[f"item_weights:{name}"] = _edges(graph.file(f"item_knn_{name}.npz"))
+            if item_order is not None:
+                tensors[f"item_edges:{name}"] = relabelled_edges(tensors[f"item_edges:{name}"], item_order)
     if "user-item" in config.graphs:
         train_users, train_items = load_train_edges(graph)
         tensors["ui_edges"] = torch.from_numpy(np.stack([train_items, train_users]))
@@ -133,6 +141,10 @@ def graph_tensors(config: TrainConfig, graph: Artifact, embed: Artifact | None =
                     "or train with --graphs item,user-item."
                 )
             tensors["user_edges"], tensors["user_weights"] = _edges(graph.file("user_user.npz"))
+            if user_order is not None:
+                if graph.manifest.config.get("user_graph", "embedding") != "embedding":
+                    raise UserError("--content-control shuffle relabels a user-user graph built from user LM rows only; use --graphs item,user-item with this build-graph artifact.")
+                tensors["user_edges"] = relabelled_edges(tensors["user_edges"], user_order)
     return tensors
 
 
@@ -159,6 +171,47 @@ def write_failures_keep_checkpoint(work_dir: Path) -> Iterator[None]:
             f"training could not write under {work_dir.parent} ({reason}); train/latest was not changed and "
             + (f"the checkpoint in {work_dir.name} was kept, so free space and rerun with --resume." if resumable else "nothing was kept, so free space and rerun.")
         ) from None
+
+
+def shuffled_content(items: dict, users, seed: int):
+    """The content-free control: every LM matrix with its rows permuted (item rows by one permutation, user rows by
+    another, drawn from ``seed``), and the permutations, ``(items, users, item_order, user_order)``.
+
+    Row ``i`` of a shuffled matrix is the original row ``order[i]``. A kNN graph built from the shuffled rows is
+    the original graph relabelled (:func:`relabelled_edges`), so nothing is recomputed.
+    """
+    rng = np.random.default_rng(seed)
+    n_items = next(iter(items.values())).shape[0] if items else 0
+    item_order = rng.permutation(n_items)
+    user_order = rng.permutation(users.shape[0]) if users is not None else None
+    shuffled = {name: np.ascontiguousarray(matrix[item_order]) for name, matrix in items.items()}
+    return shuffled, (np.ascontiguousarray(users[user_order]) if users is not None else None), item_order, user_order
+
+
+def relabelled_edges(edges, order: np.ndarray):
+    """Edges of the graph over original rows, renumbered for rows permuted by ``order`` (row ``i`` <- ``order[i]``):
+    original node ``order[i]`` becomes node ``i``."""
+    import torch
+
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(order.size)
+    return torch.from_numpy(inverse)[edges]
+
+
+def content_score_tensors(items: dict, graph: Artifact, n_users: int) -> dict:
+    """The content score's frozen tables per modality (``model/content.py``), from the raw rows and the train pairs."""
+    import torch
+
+    from recgoat_cli.model.content import content_tensors
+
+    train_users, train_items = load_train_edges(graph)
+    order = np.lexsort((train_items, train_users))
+    users_sorted, items_sorted = train_users[order], train_items[order]
+    indptr = torch.from_numpy(np.searchsorted(users_sorted, np.arange(n_users + 1)).astype(np.int64))
+    tensors = {}
+    for name, matrix in items.items():
+        tensors |= content_tensors(name, torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32)), indptr, torch.from_numpy(items_sorted.astype(np.int64)))
+    return tensors
 
 
 def freedom_tensors(config: TrainConfig, graph: Artifact, embed: Artifact) -> dict:

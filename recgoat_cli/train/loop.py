@@ -111,7 +111,11 @@ def batch_loss_terms(trained: torch.nn.Module, model: torch.nn.Module, graph: di
     """BPR, the L2 penalty and the model's auxiliary losses of one batch (``trained`` is ``model`` or its DDP wrapper)."""
     out = trained(graph, batch.batch_users, batch.batch_items)
     user_vectors = out.users[batch.user_rows]
-    terms = {"bpr": bpr_loss((user_vectors * out.items[batch.pos_rows]).sum(-1), (user_vectors * out.items[batch.neg_rows]).sum(-1))}
+    positive = (user_vectors * out.items[batch.pos_rows]).sum(-1)
+    offset = model.positive_offset(graph, batch.users, batch.positives)
+    if offset is not None:
+        positive = positive - offset
+    terms = {"bpr": bpr_loss(positive, (user_vectors * out.items[batch.neg_rows]).sum(-1))}
     user_ego, item_ego = model.ego_embeddings()
     terms["l2"] = reg * l2_penalty(user_ego[batch.users], item_ego[batch.positives], item_ego[batch.negatives])
     rows = torch.arange(len(batch.batch_users), device=batch.batch_users.device)

@@ -11,7 +11,7 @@ compute on the CPU. The dataset is read with numpy (no polars: the GPU machine l
 build-graph artifacts already under ``--workdir``. No run starts after ``--deadline`` seconds; runs still
 going at ``--deadline + --grace`` are killed and reported as unfinished.
 
-    python3 benchmarks/tune_parallel.py --plan benchmarks/plans/accuracy.toml --data-root DATA --workdir RUNS \\
+    python3 -m benchmarks.studies.tune_parallel --plan benchmarks/studies/plans/accuracy.toml --data-root DATA --workdir RUNS \\
         --out OUT [--gpu-slots 8] [--cpu-slots 6] [--deadline 480] [--grace 60] [--epochs N]
 
 OUT receives runs.jsonl (a line per ended run, written as it ends), trials.csv (every trial of every study),
@@ -27,13 +27,14 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks.common import context_from_numpy, module_command, module_env
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
@@ -45,7 +46,6 @@ def run_one(spec: dict) -> dict:
     from recgoat_cli.config import EvalConfig, TrainConfig
     from recgoat_cli.stages.evaluate import run_evaluate
     from recgoat_cli.stages.train import run_train
-    from seeds_from_artifacts import context_from_numpy
 
     torch.set_num_threads(1)
     ctx = context_from_numpy(Path(spec["dataset_dir"]), Path(spec["workdir"]))
@@ -149,8 +149,8 @@ class Scheduler:
         spec = {"dataset_dir": str(study.dataset_dir), "workdir": str(self.options.workdir), "evaluate": run.evaluate,
                 "config": run.config | {"device": run.device}}
         run.log = self.logs / f"{run.order:03d}_{run.study.replace(':', '_')}_{run.name.replace(' ', '_')}.log"
-        env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        run.process = subprocess.Popen([sys.executable, __file__, "--run-one", json.dumps(spec)], stdout=subprocess.PIPE,
+        env = module_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        run.process = subprocess.Popen(module_command("benchmarks.studies.tune_parallel", "--run-one", json.dumps(spec)), stdout=subprocess.PIPE,
                                        stderr=open(run.log, "w"), env=env, text=True, start_new_session=True)
         run.status, run.started, slot[1] = "running", time.monotonic(), run
         self.say(f"start {run.study} {run.name} on {run.device}")

@@ -94,11 +94,6 @@ class Study:
     followups: bool = False
 
 
-def semantic(config) -> dict:
-    """The options that make a train artifact's id (the slot's device is added per run)."""
-    return config.model_dump(exclude={"non_semantic", *config.non_semantic})
-
-
 def build_studies(plan: dict, data_root: Path, epochs: int | None) -> list[Study]:
     from recgoat_cli.config import TrainConfig
     from recgoat_cli.stages.tune import parse_grid, trial_configs
@@ -110,7 +105,8 @@ def build_studies(plan: dict, data_root: Path, epochs: int | None) -> list[Study
                       devices, tuple(spec.get("ablation_devices", devices)), spec.get("ablations", {}))
         base = TrainConfig(model=spec["model"], epochs=epochs or plan["epochs"], patience=plan["patience"], seed=plan["tune_seed"], **spec.get("fixed", {}))
         for number, config in enumerate(trial_configs(base, parse_grid(spec["grid"]), "grid", None, 0), 1):
-            study.trials.append(Run(study.key, "trial", f"trial {number}", 0, semantic(config), False, study.devices))
+            # the options that make the train artifact's id; the slot's device is added per run
+            study.trials.append(Run(study.key, "trial", f"trial {number}", 0, config.semantic_dump(), False, study.devices))
         studies.append(study)
     return studies
 

@@ -1,9 +1,9 @@
 """Tune, then seed and ablate, several (dataset, model) studies at once on a pool of GPU and CPU slots.
 
-Each study follows ``recgoat tune``'s protocol with its own functions (``trial_configs``, ``run_train``,
-``choose_trial``, ``run_evaluate``): every grid point trains at the plan's tune seed and is scored on
-validation; once all of a study's trials have ended, the best one is chosen and only then is its test split
-read. The chosen configuration is then trained at each of the plan's seeds, and so is each ablation (a
+Each study follows ``recgoat tune``'s protocol with the tune stage's own functions (``parse_grid``,
+``trial_configs``, ``choose_trial``, ``results_markdown``; ``run_train`` and ``run_evaluate``): every grid point
+trains at the plan's tune seed and is scored on validation; once all of a study's trials have ended, the best one
+is chosen over the same rows ``run_tune`` builds, and only then is its test split read. The chosen configuration is then trained at each of the plan's seeds, and so is each ablation (a
 variant equal to the chosen configuration is skipped), each followed by one test evaluation.
 
 Runs go to slots, one process and one torch thread each: ``--gpu-slots`` share the GPU, ``--cpu-slots``
@@ -15,7 +15,9 @@ going at ``--deadline + --grace`` are killed and reported as unfinished.
         --out OUT [--gpu-slots 8] [--cpu-slots 6] [--deadline 480] [--grace 60] [--epochs N]
 
 OUT receives runs.jsonl (a line per ended run, written as it ends), trials.csv (every trial of every study),
-summary.md (tables: tuning, chosen configuration over seeds, ablations) and logs.tar.gz.
+summary.md (tables: tuning, chosen configuration over seeds, ablations), ``<dataset>_<model>_results.md`` per
+chosen study (``recgoat tune``'s results.md for the same grid: the same trials, artifacts and choice; its test line
+lists the four metrics above) and logs.tar.gz.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class Study:
     ablations: dict[str, dict]
     trials: list[Run] = field(default_factory=list)
     chosen: Run | None = None
+    chosen_trial: int | None = None
     followups: bool = False
 
 
@@ -109,6 +112,22 @@ def build_studies(plan: dict, data_root: Path, epochs: int | None) -> list[Study
             study.trials.append(Run(study.key, "trial", f"trial {number}", 0, config.semantic_dump(), False, study.devices))
         studies.append(study)
     return studies
+
+
+def trial_rows(study: Study) -> list[dict]:
+    """The study's finished trials as ``recgoat tune`` lists them (the rows of ``stages.tune.run_tune``)."""
+    from recgoat_cli.stages.tune import grid_text, parse_grid
+
+    names = list(parse_grid(study.grid))
+    return [
+        {"trial": number, **{name: grid_text(run.config[name]) for name in names}, f"valid_{run.config['val_metric']}": run.result["valid"],
+         "best_epoch": run.result["best_epoch"], "train_artifact": run.result["train_artifact"]}
+        for number, run in enumerate(study.trials, 1) if run.status == "done"
+    ]
+
+
+def metric_column(rows: list[dict]) -> str:
+    return next(column for column in rows[0] if column.startswith("valid_"))
 
 
 class Scheduler:
@@ -180,10 +199,11 @@ class Scheduler:
 
         for study in self.studies:
             if study.chosen is None and all(r.status in ("done", "failed") for r in study.trials):
-                scored = [{"trial": i, "valid": r.result["valid"]} for i, r in enumerate(study.trials, 1) if r.status == "done"]
-                if not scored:
+                rows = trial_rows(study)
+                if not rows:
                     continue
-                best = study.trials[choose_trial(scored, "valid")["trial"] - 1]
+                study.chosen_trial = choose_trial(rows, metric_column(rows))["trial"]
+                best = study.trials[study.chosen_trial - 1]
                 study.chosen = Run(study.key, "test", "chosen (test read once)", 1, best.config, True, study.devices)
                 self.enqueue(study.chosen)
                 self.say(f"chose {study.key} {best.name} on validation ({best.result['valid']:.4f})")
@@ -244,7 +264,14 @@ def mean_std(values: list[float]) -> str:
 
 
 def write_reports(out: Path, studies: list[Study]) -> None:
-    from recgoat_cli.stages.tune import grid_text
+    from recgoat_cli.stages.tune import grid_text, results_markdown
+
+    for study in studies:
+        if study.chosen is not None and study.chosen.result:
+            rows = [row | {"chosen": row["trial"] == study.chosen_trial} for row in trial_rows(study)]
+            chosen_row = next(row for row in rows if row["chosen"])
+            text = results_markdown(rows, metric_column(rows), chosen_row, study.chosen.result["test"])
+            (out / f"{study.key.replace(':', '_')}_results.md").write_text(text, encoding="utf-8")
 
     with open(out / "trials.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

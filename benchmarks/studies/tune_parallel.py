@@ -3,8 +3,9 @@
 Each study follows ``recgoat tune``'s protocol with the tune stage's own functions (``parse_grid``,
 ``trial_configs``, ``choose_trial``, ``results_markdown``; ``run_train`` and ``run_evaluate``): every grid point
 trains at the plan's tune seed and is scored on validation; once all of a study's trials have ended, the best one
-is chosen over the same rows ``run_tune`` builds, and only then is its test split read. The chosen configuration is then trained at each of the plan's seeds, and so is each ablation (a
-variant equal to the chosen configuration is skipped), each followed by one test evaluation.
+is chosen over the same rows ``run_tune`` builds, and only then is its test split read. The chosen configuration
+is then trained at each of the plan's seeds, and so is each ablation (a variant equal to the chosen configuration
+is skipped), each followed by one test evaluation.
 
 Runs go to slots, one process and one torch thread each: ``--gpu-slots`` share the GPU, ``--cpu-slots``
 compute on the CPU. The dataset is read with numpy (no polars: the GPU machine lacks it), from the embed and
@@ -16,8 +17,8 @@ going at ``--deadline + --grace`` are killed and reported as unfinished.
 
 OUT receives runs.jsonl (a line per ended run, written as it ends), trials.csv (every trial of every study),
 summary.md (tables: tuning, chosen configuration over seeds, ablations), ``<dataset>_<model>_results.md`` per
-chosen study (``recgoat tune``'s results.md for the same grid: the same trials, artifacts and choice; its test line
-lists the four metrics above) and logs.tar.gz.
+chosen study (``recgoat tune``'s results.md for the same grid: the same trials, artifacts and choice; its test
+line lists recall and NDCG at 10 and 20 only) and logs.tar.gz.
 """
 
 from __future__ import annotations

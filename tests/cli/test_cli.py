@@ -111,7 +111,7 @@ def test_bad_inter_file_exits_2(tmp_path):
 
 
 def test_help_lists_stages_without_importing_heavy_libraries():
-    # the 1 s start-up budget itself is measured by benchmarks/cli_startup.py, not by a timed test
+    # the 1 s start-up budget itself is measured by benchmarks/speed/cli_startup.py, not by a timed test
     proc = subprocess.run([sys.executable, "-m", "recgoat_cli", "--help"], capture_output=True, text=True, check=True)
     for stage in ("prepare", "build-graph", "train", "evaluate", "export", "run", "show"):
         assert stage in proc.stdout

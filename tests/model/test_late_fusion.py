@@ -56,7 +56,7 @@ def test_fused_tables_add_weighted_zscores_and_drop_zero_weights():
 
 
 def test_fused_ranking_equals_the_benchmark_blend():
-    """The tables rank as benchmarks/blend_bound.py's dense blend ``standardise(base) + w * standardise(content)``."""
+    """The tables rank as benchmarks/studies/blend_bound.py's dense blend ``standardise(base) + w * standardise(content)``."""
     rng = np.random.default_rng(1)
     base_users, base_items = rng.standard_normal((4, 3)), rng.standard_normal((12, 3))
     features = torch.from_numpy(rng.standard_normal((12, 5)))

@@ -6,7 +6,7 @@ modalities of realistic widths (384-d "text", 128-d "image"; random unit rows) a
 with real 10-NN item-item and user-user graphs built from them: the cost being measured does not depend
 on what the features mean. Every epoch is one pass over the train pairs, batch 2048, 64-d, 3 layers.
 
-    .venv/bin/python benchmarks/epoch_time.py [--epochs 2] [--threads N] [--models lightgcn recgoat]
+    .venv/bin/python -m benchmarks.speed.epoch_time [--epochs 2] [--threads N] [--models lightgcn recgoat]
 
 Prints one JSON line per model (median epoch seconds over the measured epochs, excluding evaluation) and
 the RecGOAT / LightGCN ratio (goal <= 2.0).
@@ -23,56 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from benchmarks.common import baby_interactions, synthetic_recgoat_graph
 from recgoat_cli.data.sampling import NegativeSampler
-from recgoat_cli.graphs.item_knn import blockwise_topk_cosine, knn_graph
 from recgoat_cli.graphs.user_item import normalized_bipartite_adjacency, user_item_edges
 from recgoat_cli.model.registry import build_model
-from recgoat_cli.stages.train import lm_features
 from recgoat_cli.train.loop import TrainSettings, fit
-
-BABY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "baby" / "baby.inter"
-
-
-def load_interactions(seed: int = 0):
-    if BABY.is_file():
-        import polars as pl
-
-        frame = pl.read_csv(BABY, separator="\t").filter(pl.col("x_label") == 0)
-        return frame["userID"].to_numpy(), frame["itemID"].to_numpy(), 19445, 7050, "baby"
-    rng = np.random.default_rng(seed)
-    users = rng.integers(0, 19445, 119674)
-    items = rng.integers(0, 7050, 119674)
-    keep = np.unique(users * 7050 + items, return_index=True)[1]
-    return users[keep], items[keep], 19445, 7050, "random (baby shape)"
-
-
-def unit_rows(n: int, d: int, rng) -> np.ndarray:
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def knn_edges(features: np.ndarray, k: int = 10):
-    indices, values = blockwise_topk_cosine(features, k)
-    rows, cols, weights = knn_graph(indices, values, features.shape[0], normalize="sym")
-    return torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(weights)
-
-
-def recgoat_graph(users, items, n_users, n_items, adjacency) -> tuple[dict, list, int]:
-    rng = np.random.default_rng(0)
-    graph = {"adjacency": adjacency}
-    modalities = [["text", 384], ["image", 128]]
-    for name, dim in modalities:
-        features = unit_rows(n_items, dim, rng)
-        graph[f"feat:{name}"] = lm_features(features, 64)
-        graph[f"item_edges:{name}"], graph[f"item_weights:{name}"] = knn_edges(features)
-    user_features = unit_rows(n_users, 384, rng)
-    graph["user_feat"] = lm_features(user_features, 64)
-    graph["user_edges"], graph["user_weights"] = knn_edges(user_features)
-    graph["ui_edges"] = torch.from_numpy(np.stack([items, users]))
-    return graph, [[name, 64] for name, _ in modalities], 64
 
 
 def time_model(name: str, graph: dict, args: dict, sampler, epochs: int) -> list[float]:
@@ -94,7 +51,7 @@ def main() -> None:
     options = parser.parse_args()
     if options.threads:
         torch.set_num_threads(options.threads)
-    users, items, n_users, n_items, source = load_interactions()
+    users, items, n_users, n_items, source = baby_interactions()
     users, items = user_item_edges(users, items, n_users, n_items)
     adjacency = normalized_bipartite_adjacency(users, items, n_users, n_items).to_sparse_csr()
     sampler = NegativeSampler(torch.from_numpy(users), torch.from_numpy(items), n_items)
@@ -102,7 +59,7 @@ def main() -> None:
     results = {}
     for name in options.models:
         if name == "recgoat":
-            graph, modalities, user_dim = recgoat_graph(users, items, n_users, n_items, adjacency)
+            graph, modalities, user_dim = synthetic_recgoat_graph(users, items, n_users, n_items, adjacency)
             args = {**base, "modalities": modalities, "user_feature_dim": user_dim, "gat_heads": options.gat_heads, "backend": options.kernels}
         else:
             graph, args = {"adjacency": adjacency}, dict(base)

@@ -4,8 +4,8 @@ Each size runs in a fresh subprocess of this script (``--single N``), which repo
 (``ru_maxrss``), so one size's allocations never inflate another's number. Features are random unit
 vectors (float32, ``--dim`` wide), the worst case for tile-skipping tricks and the typical case for ties.
 
-    python benchmarks/knn_scale.py --sizes 10000 30000            # JSON line per size, then a table
-    python benchmarks/knn_scale.py --sizes 100000 --threads 2
+    python -m benchmarks.speed.knn_scale --sizes 10000 30000            # JSON line per size, then a table
+    python -m benchmarks.speed.knn_scale --sizes 100000 --threads 2
 
 Goal on the 2-core development CPU: N = 100k, d = 384, k = 20 in under 60 s and 2 GB peak RSS.
 """
@@ -17,11 +17,9 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import module_command, module_env
 
 
 def peak_rss_mib() -> float:
@@ -30,7 +28,6 @@ def peak_rss_mib() -> float:
 
 
 def run_single(n: int, dim: int, k: int, memory_budget_mib: int | None, threads: int | None, seed: int) -> dict:
-    sys.path.insert(0, str(REPO_ROOT))
     import torch
 
     from recgoat_cli.graphs.item_knn import DEFAULT_MEMORY_BUDGET_BYTES, blockwise_topk_cosine, knn_graph
@@ -95,13 +92,13 @@ def main() -> None:
 
     results = []
     for n in args.sizes:
-        command = [sys.executable, str(Path(__file__).resolve()), "--single", str(n), "--dim", str(args.dim)]
+        command = module_command("benchmarks.speed.knn_scale", "--single", str(n), "--dim", str(args.dim))
         command += ["--k", str(args.k), "--seed", str(args.seed)]
         if args.memory_budget_mib is not None:
             command += ["--memory-budget-mib", str(args.memory_budget_mib)]
         if args.threads is not None:
             command += ["--threads", str(args.threads)]
-        env = dict(os.environ)
+        env = module_env()
         if args.threads is not None:
             # numpy's OpenBLAS does the tile products on CPU; its pool is sized at import, from the environment.
             env["OPENBLAS_NUM_THREADS"] = str(args.threads)

@@ -1,7 +1,7 @@
 """Epoch and evaluation times on a CUDA GPU: LightGCN vs RecGOAT (native kernels, and torch-scatter when it
 imports), Baby-shaped data (random interactions of Baby's size when ``../shared/data`` is absent).
 
-    python3 benchmarks/gpu_timing.py [--epochs 3]
+    python3 -m benchmarks.speed.gpu_timing [--epochs 3]
 
 Prints one JSON line per measurement.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from epoch_time import load_interactions, recgoat_graph  # benchmarks/ is the script's folder
+from benchmarks.common import baby_interactions, synthetic_recgoat_graph
 from recgoat_cli.data.sampling import NegativeSampler
 from recgoat_cli.eval.ranker import csr_from_pairs, evaluate_ranking
 from recgoat_cli.graphs.user_item import normalized_bipartite_adjacency, user_item_edges
@@ -47,13 +47,13 @@ def main() -> None:
     options = parser.parse_args()
     device = torch.device("cuda")
     print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "backends": available_backends()}))
-    users, items, n_users, n_items, source = load_interactions()
+    users, items, n_users, n_items, source = baby_interactions()
     users, items = user_item_edges(users, items, n_users, n_items)
     adjacency = normalized_bipartite_adjacency(users, items, n_users, n_items).to_sparse_csr()
     sampler = NegativeSampler(torch.from_numpy(users), torch.from_numpy(items), n_items)
     base = {"n_users": n_users, "n_items": n_items, "dim": 64, "n_layers": 3}
     runs = [("lightgcn", dict(base), {"adjacency": adjacency})]
-    graph, modalities, user_dim = recgoat_graph(users, items, n_users, n_items, adjacency)
+    graph, modalities, user_dim = synthetic_recgoat_graph(users, items, n_users, n_items, adjacency)
     for backend in available_backends():
         runs.append((f"recgoat[{backend}]", {**base, "modalities": modalities, "user_feature_dim": user_dim, "backend": backend}, graph))
     medians = {}

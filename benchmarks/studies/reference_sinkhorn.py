@@ -9,7 +9,7 @@ train artifact is given -- in training mode (dropout on, as in every step of the
 forward passes, and reports how much of ``K`` underflows to 0, the mass and marginals of the returned ``T``, and
 the log-domain plan recgoat solves on the same cost.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference_sinkhorn.py --dataset tiktok --data-root ../shared/data \\
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.studies.reference_sinkhorn --dataset tiktok --data-root ../shared/data \\
         --workdir runs/real [--train ID] [--steps 5] [--reference-init]
 """
 

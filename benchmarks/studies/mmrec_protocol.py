@@ -5,7 +5,7 @@ From the dataset's embed and build-graph artifacts (``recgoat embed`` and ``recg
 and evaluates each on test twice: ``--mask train+valid`` (recgoat's default) and ``--mask train`` (the MMRec
 toolbox's protocol, which its reported numbers use). Prints one markdown table.
 
-    python3 benchmarks/mmrec_protocol.py --dataset scientific --data-root ../shared/data --workdir RUNS [--seeds 2024] [--epochs 1000]
+    python3 -m benchmarks.studies.mmrec_protocol --dataset scientific --data-root ../shared/data --workdir RUNS [--seeds 2024] [--epochs 1000]
 """
 
 from __future__ import annotations

@@ -1,21 +1,24 @@
 """Tune, then seed and ablate, several (dataset, model) studies at once on a pool of GPU and CPU slots.
 
-Each study follows ``recgoat tune``'s protocol with its own functions (``trial_configs``, ``run_train``,
-``choose_trial``, ``run_evaluate``): every grid point trains at the plan's tune seed and is scored on
-validation; once all of a study's trials have ended, the best one is chosen and only then is its test split
-read. The chosen configuration is then trained at each of the plan's seeds, and so is each ablation (a
-variant equal to the chosen configuration is skipped), each followed by one test evaluation.
+Each study follows ``recgoat tune``'s protocol with the tune stage's own functions (``parse_grid``,
+``trial_configs``, ``choose_trial``, ``results_markdown``; ``run_train`` and ``run_evaluate``): every grid point
+trains at the plan's tune seed and is scored on validation; once all of a study's trials have ended, the best one
+is chosen over the same rows ``run_tune`` builds, and only then is its test split read. The chosen configuration
+is then trained at each of the plan's seeds, and so is each ablation (a variant equal to the chosen configuration
+is skipped), each followed by one test evaluation.
 
 Runs go to slots, one process and one torch thread each: ``--gpu-slots`` share the GPU, ``--cpu-slots``
 compute on the CPU. The dataset is read with numpy (no polars: the GPU machine lacks it), from the embed and
 build-graph artifacts already under ``--workdir``. No run starts after ``--deadline`` seconds; runs still
 going at ``--deadline + --grace`` are killed and reported as unfinished.
 
-    python3 benchmarks/tune_parallel.py --plan benchmarks/plans/accuracy.toml --data-root DATA --workdir RUNS \\
+    python3 -m benchmarks.studies.tune_parallel --plan benchmarks/studies/plans/accuracy.toml --data-root DATA --workdir RUNS \\
         --out OUT [--gpu-slots 8] [--cpu-slots 6] [--deadline 480] [--grace 60] [--epochs N]
 
 OUT receives runs.jsonl (a line per ended run, written as it ends), trials.csv (every trial of every study),
-summary.md (tables: tuning, chosen configuration over seeds, ablations) and logs.tar.gz.
+summary.md (tables: tuning, chosen configuration over seeds, ablations), ``<dataset>_<model>_results.md`` per
+chosen study (``recgoat tune``'s results.md for the same grid: the same trials, artifacts and choice; its test
+line lists recall and NDCG at 10 and 20 only) and logs.tar.gz.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks.common import context_from_numpy, module_command, module_env
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
@@ -45,7 +49,6 @@ def run_one(spec: dict) -> dict:
     from recgoat_cli.config import EvalConfig, TrainConfig
     from recgoat_cli.stages.evaluate import run_evaluate
     from recgoat_cli.stages.train import run_train
-    from seeds_from_artifacts import context_from_numpy
 
     torch.set_num_threads(1)
     ctx = context_from_numpy(Path(spec["dataset_dir"]), Path(spec["workdir"]))
@@ -91,12 +94,8 @@ class Study:
     ablations: dict[str, dict]
     trials: list[Run] = field(default_factory=list)
     chosen: Run | None = None
+    chosen_trial: int | None = None
     followups: bool = False
-
-
-def semantic(config) -> dict:
-    """The options that make a train artifact's id (the slot's device is added per run)."""
-    return config.model_dump(exclude={"non_semantic", *config.non_semantic})
 
 
 def build_studies(plan: dict, data_root: Path, epochs: int | None) -> list[Study]:
@@ -110,9 +109,26 @@ def build_studies(plan: dict, data_root: Path, epochs: int | None) -> list[Study
                       devices, tuple(spec.get("ablation_devices", devices)), spec.get("ablations", {}))
         base = TrainConfig(model=spec["model"], epochs=epochs or plan["epochs"], patience=plan["patience"], seed=plan["tune_seed"], **spec.get("fixed", {}))
         for number, config in enumerate(trial_configs(base, parse_grid(spec["grid"]), "grid", None, 0), 1):
-            study.trials.append(Run(study.key, "trial", f"trial {number}", 0, semantic(config), False, study.devices))
+            # the options that make the train artifact's id; the slot's device is added per run
+            study.trials.append(Run(study.key, "trial", f"trial {number}", 0, config.semantic_dump(), False, study.devices))
         studies.append(study)
     return studies
+
+
+def trial_rows(study: Study) -> list[dict]:
+    """The study's finished trials as ``recgoat tune`` lists them (the rows of ``stages.tune.run_tune``)."""
+    from recgoat_cli.stages.tune import grid_text, parse_grid
+
+    names = list(parse_grid(study.grid))
+    return [
+        {"trial": number, **{name: grid_text(run.config[name]) for name in names}, f"valid_{run.config['val_metric']}": run.result["valid"],
+         "best_epoch": run.result["best_epoch"], "train_artifact": run.result["train_artifact"]}
+        for number, run in enumerate(study.trials, 1) if run.status == "done"
+    ]
+
+
+def metric_column(rows: list[dict]) -> str:
+    return next(column for column in rows[0] if column.startswith("valid_"))
 
 
 class Scheduler:
@@ -149,8 +165,8 @@ class Scheduler:
         spec = {"dataset_dir": str(study.dataset_dir), "workdir": str(self.options.workdir), "evaluate": run.evaluate,
                 "config": run.config | {"device": run.device}}
         run.log = self.logs / f"{run.order:03d}_{run.study.replace(':', '_')}_{run.name.replace(' ', '_')}.log"
-        env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        run.process = subprocess.Popen([sys.executable, __file__, "--run-one", json.dumps(spec)], stdout=subprocess.PIPE,
+        env = module_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        run.process = subprocess.Popen(module_command("benchmarks.studies.tune_parallel", "--run-one", json.dumps(spec)), stdout=subprocess.PIPE,
                                        stderr=open(run.log, "w"), env=env, text=True, start_new_session=True)
         run.status, run.started, slot[1] = "running", time.monotonic(), run
         self.say(f"start {run.study} {run.name} on {run.device}")
@@ -184,10 +200,11 @@ class Scheduler:
 
         for study in self.studies:
             if study.chosen is None and all(r.status in ("done", "failed") for r in study.trials):
-                scored = [{"trial": i, "valid": r.result["valid"]} for i, r in enumerate(study.trials, 1) if r.status == "done"]
-                if not scored:
+                rows = trial_rows(study)
+                if not rows:
                     continue
-                best = study.trials[choose_trial(scored, "valid")["trial"] - 1]
+                study.chosen_trial = choose_trial(rows, metric_column(rows))["trial"]
+                best = study.trials[study.chosen_trial - 1]
                 study.chosen = Run(study.key, "test", "chosen (test read once)", 1, best.config, True, study.devices)
                 self.enqueue(study.chosen)
                 self.say(f"chose {study.key} {best.name} on validation ({best.result['valid']:.4f})")
@@ -248,7 +265,14 @@ def mean_std(values: list[float]) -> str:
 
 
 def write_reports(out: Path, studies: list[Study]) -> None:
-    from recgoat_cli.stages.tune import grid_text
+    from recgoat_cli.stages.tune import grid_text, results_markdown
+
+    for study in studies:
+        if study.chosen is not None and study.chosen.result:
+            rows = [row | {"chosen": row["trial"] == study.chosen_trial} for row in trial_rows(study)]
+            chosen_row = next(row for row in rows if row["chosen"])
+            text = results_markdown(rows, metric_column(rows), chosen_row, study.chosen.result["test"])
+            (out / f"{study.key.replace(':', '_')}_results.md").write_text(text, encoding="utf-8")
 
     with open(out / "trials.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

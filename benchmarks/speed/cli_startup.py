@@ -1,6 +1,6 @@
 """Wall time of ``recgoat --help`` in a fresh process (goal: under 1 s), median of several runs.
 
-    .venv/bin/python benchmarks/cli_startup.py [--runs 7]
+    .venv/bin/python -m benchmarks.speed.cli_startup [--runs 7]
 """
 
 from __future__ import annotations

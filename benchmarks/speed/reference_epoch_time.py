@@ -5,7 +5,7 @@ for the default models; the reference preset's k = 20 graph is found or built th
 reference`` does). Every model trains ``--epochs`` epochs with the package's own loop (no validation), and the
 script prints one JSON line per model (median seconds per training epoch) and each model's ratio to LightGCN.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference_epoch_time.py --dataset scientific \\
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.speed.reference_epoch_time --dataset scientific \\
         --data-root ../shared/data --workdir runs/bench [--epochs 3] [--threads 1] [--profile reference]
 
 ``--profile NAME`` prints the top of a cProfile of that model's epochs (cumulative time) to stderr.

@@ -4,7 +4,7 @@ Where does a model gain: on users with little history (where content and the sem
 or on heavy users? Users are split into ``--groups`` groups of (nearly) equal size by train-item count;
 every artifact is scored on the same groups (full ranking, train and valid items masked, as ``evaluate``).
 
-    python3 benchmarks/by_user_activity.py --dataset-dir DATA/ml-100k --workdir RUNS \\
+    python3 -m benchmarks.studies.by_user_activity --dataset-dir DATA/ml-100k --workdir RUNS \\
         --runs LightGCN=ID1,ID2,ID3 RecGOAT=ID4,ID5,ID6 [--groups 4] [--k 20]
 """
 
@@ -15,33 +15,10 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from recgoat_cli.eval.metrics import recall_at_k
+from benchmarks.common import context_from_numpy, per_user_recall
 from recgoat_cli.stages.common import split_csr
 from recgoat_cli.stages.train import load_embeddings
-from seeds_from_artifacts import context_from_numpy
-
-
-def per_user_recall(users: np.ndarray, items: np.ndarray, truth, exclude, k: int) -> np.ndarray:
-    """Recall@k of every user (NaN for users without test items)."""
-    return per_user_recall_of_scores(torch.from_numpy(users) @ torch.from_numpy(items).T, truth, exclude, k)
-
-
-def per_user_recall_of_scores(scores: torch.Tensor, truth, exclude, k: int) -> np.ndarray:
-    """Recall@k of every user from a full score matrix [U, I] (changed in place: ``exclude`` items get -inf)."""
-    indptr, indices = exclude
-    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    scores[rows, indices] = -torch.inf
-    top = torch.topk(scores, k, dim=1).indices.numpy()
-    t_indptr, t_indices = truth
-    relevant = np.zeros(scores.shape, dtype=bool)
-    relevant[np.repeat(np.arange(len(t_indptr) - 1), np.diff(t_indptr)), t_indices] = True
-    hits = torch.from_numpy(np.take_along_axis(relevant, top, axis=1))
-    n_relevant = torch.from_numpy(np.diff(t_indptr))
-    recall = recall_at_k(hits, n_relevant, k).numpy()
-    recall[np.diff(t_indptr) == 0] = np.nan
-    return recall
 
 
 def main() -> None:

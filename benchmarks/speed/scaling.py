@@ -1,11 +1,11 @@
 """Training epoch time on 1 process against N processes under torchrun (DDP): the table of docs/scaling.md.
 
-    .venv/bin/python benchmarks/scaling.py [--data sample|baby] [--models lightgcn recgoat] [--epochs 4]
+    .venv/bin/python -m benchmarks.speed.scaling [--data sample|baby] [--models lightgcn recgoat] [--epochs 4]
         [--repeats 3] [--layouts 1x1 1x2 2x1] [--device cpu|cuda] [--batch-size 2048] [--scale-batch]
 
 A layout ``PxT`` is P processes with T threads each: ``1xT`` runs one plain process (no process group, the
 code path of every single-process run), ``PxT`` with P > 1 runs ``python -m torch.distributed.run
---nproc-per-node P benchmarks/scaling.py --worker ...`` with ``OMP_NUM_THREADS=T``. Each run trains with the
+--nproc-per-node P -m benchmarks.speed.scaling --worker ...`` with ``OMP_NUM_THREADS=T``. Each run trains with the
 shared loop (``train/loop.py``: global batch ``--batch-size``, 64-d, 3 layers) and reports rank 0's
 ``train_seconds`` per epoch (the ranks meet at every all-reduce, so rank 0's epoch is the job's epoch; evaluation is excluded).
 The first epoch is a warm-up and not counted; each layout's number is the minimum over ``--repeats`` runs of
@@ -16,8 +16,8 @@ stays ``--batch-size``; fewer, larger steps per epoch), the usual way to gain sp
 Without it the global batch, and so every step's triples, are the single-process ones.
 
 Data: ``sample`` is the train split of the shipped ``sample_data/``; ``baby`` is ``../shared/data/baby`` when
-present, else random interactions of Baby's shape (as ``benchmarks/epoch_time.py``, which also supplies
-RecGOAT's synthetic modalities and kNN graphs).
+present, else random interactions of Baby's shape (as ``benchmarks/speed/epoch_time.py``; ``benchmarks/common.py``
+also supplies RecGOAT's synthetic modalities and kNN graphs).
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO_ROOT, baby_interactions, module_command, module_env, synthetic_recgoat_graph
 
 
 def load_sample():
@@ -48,9 +47,6 @@ def load_sample():
 def worker(options) -> None:
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from epoch_time import load_interactions, recgoat_graph
-
     from recgoat_cli import distributed
     from recgoat_cli.data.sampling import NegativeSampler
     from recgoat_cli.graphs.user_item import normalized_bipartite_adjacency, user_item_edges
@@ -61,13 +57,13 @@ def worker(options) -> None:
     with distributed.process_group(device) if distributed.requested() else nullcontext():
         if options.threads:
             torch.set_num_threads(options.threads)
-        users, items, n_users, n_items, source = load_sample() if options.data == "sample" else load_interactions()
+        users, items, n_users, n_items, source = load_sample() if options.data == "sample" else baby_interactions()
         users, items = user_item_edges(users, items, n_users, n_items)
         adjacency = normalized_bipartite_adjacency(users, items, n_users, n_items).to_sparse_csr()
         sampler = NegativeSampler(torch.from_numpy(users), torch.from_numpy(items), n_items)
         args = {"n_users": n_users, "n_items": n_items, "dim": 64, "n_layers": 3}
         if options.model == "recgoat":
-            graph, modalities, user_dim = recgoat_graph(users, items, n_users, n_items, adjacency)
+            graph, modalities, user_dim = synthetic_recgoat_graph(users, items, n_users, n_items, adjacency)
             args.update(modalities=modalities, user_feature_dim=user_dim)
         else:
             graph = {"adjacency": adjacency}
@@ -82,17 +78,16 @@ def worker(options) -> None:
 
 
 def run_layout(options, model: str, procs: int, threads: int) -> dict:
-    # keep the caller's PYTHONPATH (the GPU machine's extra packages live there) and add the repository
-    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "PYTHONPATH": path}
+    # keeps the caller's PYTHONPATH (the GPU machine's extra packages live there) and adds the repository
+    env = module_env(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
     env.pop("WORLD_SIZE", None)
-    worker_args = [str(Path(__file__).resolve()), "--worker", "--model", model, "--data", options.data, "--epochs", str(options.epochs),
+    worker_args = ["--worker", "--model", model, "--data", options.data, "--epochs", str(options.epochs),
                    "--threads", str(threads), "--device", options.device,
                    "--batch-size", str(options.batch_size * (procs if options.scale_batch else 1))]
     if procs == 1:
-        command = [sys.executable, *worker_args]
+        command = module_command("benchmarks.speed.scaling", *worker_args)
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs), *worker_args]
+        command = module_command("torch.distributed.run", "--standalone", "--nproc-per-node", str(procs), "-m", "benchmarks.speed.scaling", *worker_args)
     process = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO_ROOT)
     if process.returncode != 0:
         raise RuntimeError(f"{command} failed:\n{process.stderr[-3000:]}")

@@ -5,10 +5,11 @@ Interactions come from ``../shared/data/baby/baby.inter`` when present (exclude 
 (19,445 users x 7,050 items, 119,674 train and 20,559 test pairs). Embeddings are random 64-d float32:
 the cost of a full ranking does not depend on their values.
 
-    .venv/bin/python benchmarks/eval_speed.py [--threads N] [--batch-size B] [--runs 5]
+    .venv/bin/python -m benchmarks.speed.eval_speed [--threads N] [--batch-size B] [--runs 5]
 
 ``--threads`` sets both PyTorch's and the BLAS's thread count (the CPU score matmul runs through NumPy's
-OpenBLAS); it must be applied before NumPy is imported, hence the argument parsing before the imports.
+OpenBLAS); it must be applied before NumPy is imported, hence the argument parsing before the imports (``benchmarks.common``
+imports only the standard library).
 """
 
 import argparse
@@ -16,13 +17,12 @@ import os
 import sys
 from pathlib import Path
 
-BABY_USERS, BABY_ITEMS, BABY_TRAIN, BABY_TEST = 19_445, 7_050, 119_674, 20_559
-DEFAULT_INTER = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "baby" / "baby.inter"
+from benchmarks.common import BABY_INTER, BABY_ITEMS, BABY_TEST, BABY_TRAIN, BABY_USERS
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--inter", type=Path, default=DEFAULT_INTER, help="MMRec .inter file (random data if absent)")
+    parser.add_argument("--inter", type=Path, default=BABY_INTER, help="MMRec .inter file (random data if absent)")
     parser.add_argument("--threads", type=int, default=None, help="torch and BLAS threads (default: library defaults)")
     parser.add_argument("--batch-size", type=int, default=None, help="users per score block (default: automatic)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up; the median is reported")

@@ -4,7 +4,7 @@
 Runs are interleaved (ours, bare, bare, ours, ...) so that load from other processes hits both alike, and the
 median of the repeats is reported. Goal: ``ratio = ours / bare >= 0.9``.
 
-    python benchmarks/embed_throughput.py --n 2000 --batch-size 64 --repeats 3 --threads 1
+    python -m benchmarks.speed.embed_throughput --n 2000 --batch-size 64 --repeats 3 --threads 1
 
 (from the repository root, with recgoat installed or ``PYTHONPATH=.``; ``--device cuda`` for a GPU).
 

@@ -1,11 +1,11 @@
 """What each part of RecGOAT costs per training batch, in LightGCN batches, on Amazon-Baby-sized data.
 
-Same data and graphs as ``benchmarks/epoch_time.py``. Each variant (LightGCN, the full model, the model
+Same data and graphs as ``benchmarks/speed/epoch_time.py``. Each variant (LightGCN, the full model, the model
 without CMCL / OAT / both, each graph branch alone, no attention) runs one forward + backward on a batch of
 2048 BPR triples; the variants take turns for ``--rounds`` rounds and each reports its minimum process CPU
 time, which other processes on the machine disturb less than wall time.
 
-    .venv/bin/python benchmarks/recgoat_parts.py [--rounds 10] [--threads 1]
+    .venv/bin/python -m benchmarks.speed.recgoat_parts [--rounds 10] [--threads 1]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-import epoch_time
+from benchmarks.common import baby_interactions, synthetic_recgoat_graph
 from recgoat_cli.graphs.user_item import normalized_bipartite_adjacency, user_item_edges
 from recgoat_cli.model.bpr import bpr_loss
 from recgoat_cli.model.registry import build_model
@@ -39,10 +39,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
-    users, items, n_users, n_items, source = epoch_time.load_interactions()
+    users, items, n_users, n_items, source = baby_interactions()
     users, items = user_item_edges(users, items, n_users, n_items)
     adjacency = normalized_bipartite_adjacency(users, items, n_users, n_items).to_sparse_csr()
-    graph, modalities, user_dim = epoch_time.recgoat_graph(users, items, n_users, n_items, adjacency)
+    graph, modalities, user_dim = synthetic_recgoat_graph(users, items, n_users, n_items, adjacency)
     base = {"n_users": n_users, "n_items": n_items, "dim": 64, "n_layers": 3}
     torch.manual_seed(0)
     models = {"lightgcn": build_model("lightgcn", dict(base))}

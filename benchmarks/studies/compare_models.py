@@ -3,7 +3,7 @@
 Runs the real pipeline (``recgoat run``) once per (model, seed), with the same epochs, patience, learning rate
 and validation-only early stopping for both models, then prints one JSON line per run and a summary.
 
-    .venv/bin/python benchmarks/compare_models.py --dataset tiktok --data-root ../shared/data \
+    .venv/bin/python -m benchmarks.studies.compare_models --dataset tiktok --data-root ../shared/data \
         --workdir /tmp/bench --seeds 1 2 3 [--models lightgcn recgoat] [-- extra recgoat run flags]
 """
 

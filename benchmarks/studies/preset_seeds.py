@@ -6,7 +6,7 @@ build-graph artifacts are made by the CLI's own stages when absent. Prints a JSO
 and, at the end, a markdown table (mean ± population std over the seeds, and the mean training epoch time of
 the runs, measured while ``--jobs`` runs shared the machine).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/preset_seeds.py --datasets scientific tiktok \\
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.studies.preset_seeds --datasets scientific tiktok \\
         --data-root ../shared/data --workdir runs/real [--seeds 1 2 3] [--jobs 2] [--variants lightgcn recgoat reference]
 """
 

@@ -5,7 +5,7 @@ centred features x from an embed artifact (the rows `recgoat embed` made; the co
 ``--model late-fusion``); popularity ranks by train count. Same full ranking and masking as ``evaluate``. A modality that ranks no better than popularity
 gives RecGOAT's content views little to add to the collaborative ones.
 
-    python3 benchmarks/content_signal.py --dataset-dir DATA/ml-100k --workdir RUNS [--k 20]
+    python3 -m benchmarks.studies.content_signal --dataset-dir DATA/ml-100k --workdir RUNS [--k 20]
 """
 
 from __future__ import annotations
@@ -14,27 +14,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
-from by_user_activity import per_user_recall
-from scipy import sparse
 
-from recgoat_cli.model.late_fusion import centred_unit_rows
+from benchmarks.common import centred_item_features, context_from_numpy, per_user_recall, train_matrix
 from recgoat_cli.stages.common import split_csr
-from recgoat_cli.stages.embed import load_modalities
-from seeds_from_artifacts import context_from_numpy
-
-
-def train_matrix(dataset) -> sparse.csr_matrix:
-    """The train interactions as a binary [U, I] matrix."""
-    indptr, indices = split_csr(dataset, "train")
-    return sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(dataset.n_users, dataset.n_items))
-
-
-def centred_item_features(embed) -> dict[str, np.ndarray]:
-    """Each item modality's rows of an embed artifact, centred and L2-normalised as ``--model late-fusion`` reads
-    them (``recgoat_cli.model.late_fusion.centred_unit_rows``), so that dot products are centred cosines."""
-    items, _ = load_modalities(embed)
-    return {name: centred_unit_rows(torch.from_numpy(np.asarray(rows, dtype=np.float32))).numpy() for name, rows in items.items()}
 
 
 def main() -> None:

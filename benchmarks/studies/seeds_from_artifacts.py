@@ -4,7 +4,7 @@ Meant for a GPU machine that has torch but not the whole recgoat stack (no polar
 ``.inter`` file is read with numpy, and the stage functions ``run_train`` / ``run_evaluate`` do the rest on the
 artifacts found under ``--workdir`` (copy ``<workdir>/<dataset>/{embed,build-graph}`` and the dataset folder).
 
-    python3 benchmarks/seeds_from_artifacts.py --dataset-dir DATA/tiktok --workdir RUNS --seeds 1 2 3 --device cuda \
+    python3 -m benchmarks.studies.seeds_from_artifacts --dataset-dir DATA/tiktok --workdir RUNS --seeds 1 2 3 --device cuda \
         [--set gat_values=id ...]   (train options for RecGOAT, as `recgoat tune --grid` names them)
 """
 
@@ -16,36 +16,10 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
-from recgoat_cli.artifacts.store import ArtifactStore
+from benchmarks.common import context_from_numpy
 from recgoat_cli.config import EvalConfig, TrainConfig
-from recgoat_cli.data.dataset import SPLITS, Dataset, find_inter_file
-from recgoat_cli.stages.common import StageContext
 from recgoat_cli.stages.evaluate import run_evaluate
 from recgoat_cli.stages.train import run_train
-
-
-def dataset_from_numpy(root: Path) -> Dataset:
-    inter = find_inter_file(root)
-    table = np.loadtxt(inter, dtype=np.int64, delimiter="\t", skiprows=1, usecols=(0, 1, 2))
-    users, items, labels = table[:, 0], table[:, 1], table[:, 2]
-    mapping = root / "i_id_mapping.csv"
-    n_items = int(items.max()) + 1
-    if mapping.is_file():
-        n_items = max(n_items, sum(1 for _ in open(mapping)) - 1)
-    return Dataset(
-        name=root.name, root=root, inter_file=inter, n_users=int(users.max()) + 1, n_items=n_items,
-        splits={s: (users[labels == i], items[labels == i]) for i, s in enumerate(SPLITS)},
-        user_map=(root / "u_id_mapping.csv") if (root / "u_id_mapping.csv").is_file() else None,
-        item_map=mapping if mapping.is_file() else None,
-    )
-
-
-def context_from_numpy(dataset_dir: Path, workdir: Path) -> StageContext:
-    """A stage context over ``dataset_dir`` (read with numpy) and the artifacts under ``workdir``."""
-    dataset = dataset_from_numpy(dataset_dir)
-    return StageContext(dataset=dataset, store=ArtifactStore(workdir, dataset.name))
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ For every train artifact the user-item scores of the model are standardised per 
 and added to ``alpha`` times the standardised scores of a second ranker:
 
 * ``content: <modality>``: the sum of cosine similarities of an item's centred features to the user's train
-  items (as ``content_signal.py`` and ``recgoat train --model late-fusion``), from the dataset's embed artifact;
+  items (as ``studies/content_signal.py`` and ``recgoat train --model late-fusion``), from the dataset's embed artifact;
 * ``co-interaction``: item-based kNN on the train interactions (cosine between item columns, every item
   except the item itself), the classical ItemKNN.
 
@@ -13,7 +13,7 @@ weight grid is ``--late-fusion-grid``). Here ``alpha`` is chosen on validation R
 the chosen blend is scored on test (train and valid items masked), as the train stage would. The best test score over the whole ``alpha`` grid is printed
 too: it is an optimistic bound (selected on test), reported only to say how much a blend could give at best.
 
-    python3 benchmarks/blend_bound.py --dataset-dir DATA/ml-100k --workdir RUNS --runs ID1 ID2 ID3 [--k 20]
+    python3 -m benchmarks.studies.blend_bound --dataset-dir DATA/ml-100k --workdir RUNS --runs ID1 ID2 ID3 [--k 20]
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from by_user_activity import per_user_recall_of_scores
-from content_signal import centred_item_features, train_matrix
 from scipy import sparse
 
+from benchmarks.common import centred_item_features, context_from_numpy, per_user_recall_of_scores, train_matrix
 from recgoat_cli.stages.common import split_csr
 from recgoat_cli.stages.train import load_embeddings
-from seeds_from_artifacts import context_from_numpy
 
 ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 

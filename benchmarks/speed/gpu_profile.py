@@ -1,11 +1,11 @@
 """Where a training step's time goes, LightGCN against RecGOAT's default: torch.profiler over a few steps.
 
-Baby-shaped data (as ``epoch_time.py``). For each model: ``--warmup`` steps, then ``--steps`` profiled steps
+Baby-shaped data (as ``speed/epoch_time.py``). For each model: ``--warmup`` steps, then ``--steps`` profiled steps
 of the package's own loop body (forward, BPR + L2 + the model's extra losses, backward, Adam). Prints one JSON
 line per model with the kernel launches and host synchronisations per step (CUDA), the time per step, and the
 top operators by self time, and writes a Chrome trace per model to ``--out`` when given.
 
-    python3 benchmarks/gpu_profile.py [--device cuda] [--steps 10] [--out /tmp/profile]
+    python3 -m benchmarks.speed.gpu_profile [--device cuda] [--steps 10] [--out /tmp/profile]
 
 Runs on the CPU too (``--device cpu``): then only operator times are reported.
 
@@ -30,7 +30,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from epoch_time import load_interactions, recgoat_graph  # benchmarks/ is the script's folder
+from benchmarks.common import baby_interactions, synthetic_recgoat_graph
 from recgoat_cli.data.sampling import NegativeSampler
 from recgoat_cli.graphs.user_item import normalized_bipartite_adjacency, user_item_edges
 from recgoat_cli.model.registry import build_model
@@ -146,13 +146,13 @@ def main() -> None:
     options = parser.parse_args()
     device = torch.device(options.device)
     cuda = device.type == "cuda"
-    users, items, n_users, n_items, source = load_interactions()
+    users, items, n_users, n_items, source = baby_interactions()
     users, items = user_item_edges(users, items, n_users, n_items)
     adjacency = normalized_bipartite_adjacency(users, items, n_users, n_items).to_sparse_csr()
     sampler = NegativeSampler(torch.from_numpy(users), torch.from_numpy(items), n_items)
     u_all, i_all, j_all = sampler.epoch(epoch_generator(0, 1))
     base = {"n_users": n_users, "n_items": n_items, "dim": 64, "n_layers": 3}
-    graph, modalities, user_dim = recgoat_graph(users, items, n_users, n_items, adjacency)
+    graph, modalities, user_dim = synthetic_recgoat_graph(users, items, n_users, n_items, adjacency)
     runs = [("lightgcn", dict(base), {"adjacency": adjacency}), ("recgoat", {**base, "modalities": modalities, "user_feature_dim": user_dim}, graph)]
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     for name, args, tensors in runs:

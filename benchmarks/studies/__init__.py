@@ -1,0 +1,1 @@
+"""Accuracy studies (seeds, tuning plans, ablations, what-if rankers); results in docs/results.md."""

@@ -39,9 +39,9 @@ from recgoat_cli.graphs.item_knn import (
     DEFAULT_MEMORY_BUDGET_BYTES,
     blockwise_topk_cosine,
     check_neighbour_count,
-    exact_topk,
 )
 from recgoat_cli.graphs.user_item import user_item_edges
+from recgoat_cli.topk import exact_topk, row_score_order_numpy
 
 __all__ = ["user_knn_from_embeddings", "user_knn_from_co_interaction"]
 
@@ -52,7 +52,6 @@ CoInteractionMeasure = Literal["count", "cosine", "jaccard"]
 # The dense route (taken only when a quarter of the block is stored) needs under 8 bytes per dense entry,
 # so under 32 per stored one.
 _BYTES_PER_PRODUCT_ENTRY = 64
-_TWO_POW_32 = 2**32
 
 
 def user_knn_from_embeddings(
@@ -128,13 +127,9 @@ def _topk_of_sparse_rows(similarity: sp.csr_matrix, k: int) -> tuple[np.ndarray,
     similarity.sort_indices()
     n_rows = similarity.shape[0]
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(similarity.indptr))
-    # The values are >= 0, so their float32 bit patterns order like the values: one int64 key (row high,
-    # reversed bits low) and one stable sort (columns already ascending) give the (row, -value, column)
-    # order that a three-key lexsort would, about 20x faster.
-    key = rows * _TWO_POW_32 + (_TWO_POW_32 - 1 - similarity.data.view(np.int32).astype(np.int64))
-    order = np.argsort(key, kind="stable")
-    del key
-    # The key sorts by row first, so position p of the sorted order still belongs to row rows[p].
+    # (row, -value) with columns already ascending: the tie rule of recgoat_cli.topk.
+    order = row_score_order_numpy(rows, similarity.data)
+    # The order sorts by row first, so position p of the sorted order still belongs to row rows[p].
     rank = np.arange(rows.size, dtype=np.int64) - similarity.indptr[rows]
     top = rank < k
     chosen = order[top]

@@ -11,7 +11,6 @@ import torch
 from recgoat_cli.errors import UserError
 from recgoat_cli.graphs.item_knn import (
     blockwise_topk_cosine,
-    exact_topk,
     knn_graph,
     tile_side_for_budget,
 )
@@ -185,13 +184,6 @@ def test_bad_k_is_a_user_error_naming_the_flag(n, k, exclude_self):
 def test_k_equal_to_n_without_exclude_self_is_allowed():
     indices, _ = blockwise_topk_cosine(np.eye(4, dtype=np.float32), 4, exclude_self=False)
     np.testing.assert_array_equal(indices[:, 0], [0, 1, 2, 3])
-
-
-def test_exact_topk_resolves_boundary_ties():
-    scores = torch.tensor([[0.5, 0.9, 0.5, 0.5, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2], [1.0, 0.0, 2.0, 3.0, 4.0]])
-    values, indices = exact_topk(scores, 2)
-    np.testing.assert_array_equal(indices.numpy(), [[1, 0], [0, 1], [4, 3]])
-    np.testing.assert_array_equal(values.numpy(), np.float32([[0.9, 0.5], [0.2, 0.2], [4.0, 3.0]]))
 
 
 # ----------------------------------------------------------------------------------------------- knn_graph

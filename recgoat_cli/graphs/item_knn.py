@@ -47,7 +47,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from recgoat_cli.errors import UserError
 from recgoat_cli.topk import (
     exact_topk_set,
     kth_largest_numpy,
@@ -58,6 +57,7 @@ from recgoat_cli.topk import (
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET_BYTES",
+    "NeighbourCountError",
     "blockwise_topk_cosine",
     "check_neighbour_count",
     "knn_graph",
@@ -198,22 +198,30 @@ def _tile_product(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor) ->
     return torch.matmul(left, right.T, out=out)
 
 
-def check_neighbour_count(k: int, n: int, exclude_self: bool, entity: str, k_flag: str) -> None:
-    """Raise a ``UserError`` naming ``k_flag`` unless ``1 <= k <= n - 1`` (``<= n`` when self counts)."""
-    if k < 1:
-        raise UserError(f"{k_flag} {k} must be at least 1; pass a positive number of neighbours.")
+class NeighbourCountError(ValueError):
+    """``k`` neighbours cannot be chosen among ``n`` rows: ``k < 1``, or ``k`` above ``limit``.
+
+    ``limit`` is ``n - 1`` when a row may not be its own neighbour (``exclude_self``), else ``n``. The caller
+    that knows where ``k`` came from (a command-line flag, a config field) turns this into its own message.
+    """
+
+    def __init__(self, k: int, n: int, entity: str, exclude_self: bool):
+        self.k, self.n, self.entity, self.exclude_self = k, n, entity, exclude_self
+        self.limit = n - 1 if exclude_self else n
+        if k < 1:
+            reason = "must be at least 1"
+        elif self.limit < 1:
+            reason = f"is impossible among {n} {entity}: a neighbour graph needs at least 2"
+        else:
+            reason = f"must be at most {self.limit} for {n} {entity}" + (" (a row is not its own neighbour)" if exclude_self else "")
+        super().__init__(f"k = {k} neighbours {reason}")
+
+
+def check_neighbour_count(k: int, n: int, exclude_self: bool, entity: str) -> None:
+    """Raise ``NeighbourCountError`` unless ``1 <= k <= n - 1`` (``<= n`` when a row may be its own neighbour)."""
     limit = n - 1 if exclude_self else n
-    if limit < 1:
-        raise UserError(f"{k_flag} {k} asks for neighbours among {n} {entity}; a neighbour graph needs at least 2.")
-    if k > limit:
-        if exclude_self:
-            raise UserError(
-                f"{k_flag} {k} must be smaller than the number of {entity} {n}; "
-                f"pass {k_flag} {limit} or less."
-            )
-        raise UserError(
-            f"{k_flag} {k} must be at most the number of {entity} {n}; pass {k_flag} {limit} or less."
-        )
+    if k < 1 or limit < 1 or k > limit:
+        raise NeighbourCountError(k, n, entity, exclude_self)
 
 
 def blockwise_topk_cosine(
@@ -225,7 +233,6 @@ def blockwise_topk_cosine(
     exclude_self: bool = True,
     progress: ProgressCallback | None = None,
     entity: str = "items",
-    k_flag: str = "--knn-k",
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[np.ndarray, np.ndarray]:
     """The ``k`` most cosine-similar rows of every row of ``x``, computed tile by tile.
 
@@ -239,7 +246,7 @@ def blockwise_topk_cosine(
         block_size: tile side (rows and columns per tile); overrides the budget when given.
         exclude_self: mask the diagonal so a row is never its own neighbour.
         progress: called as ``progress(tiles_done, tiles_total)`` after each tile.
-        entity, k_flag: name the rows and the command-line flag in the error raised for a bad ``k``.
+        entity: names the rows in the error raised for a bad ``k``.
 
     Returns:
         ``(indices, values)``: ``[N, k]`` int64 column indices and ``[N, k]`` float32 similarities, each row
@@ -247,13 +254,13 @@ def blockwise_topk_cosine(
         on the input's device for a tensor input.
 
     Raises:
-        UserError: ``k`` is below 1 or not smaller than the number of rows (with ``exclude_self``).
+        NeighbourCountError: ``k`` is below 1 or not smaller than the number of rows (with ``exclude_self``).
     """
     return_numpy = isinstance(x, np.ndarray)
     if x.ndim != 2:
         raise ValueError(f"x must be a 2-D [N, d] array, got shape {tuple(x.shape)}")
     n = int(x.shape[0])
-    check_neighbour_count(k, n, exclude_self, entity, k_flag)
+    check_neighbour_count(k, n, exclude_self, entity)
     if block_size is not None and block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
 

@@ -62,7 +62,6 @@ def user_knn_from_embeddings(
     block_size: int | None = None,
     exclude_self: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    k_flag: str = "--user-knn-k",
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[np.ndarray, np.ndarray]:
     """The ``k`` most cosine-similar users of every user; see ``blockwise_topk_cosine`` for the arguments.
 
@@ -77,7 +76,6 @@ def user_knn_from_embeddings(
         exclude_self=exclude_self,
         progress=progress,
         entity="users",
-        k_flag=k_flag,
     )
 
 
@@ -163,7 +161,6 @@ def user_knn_from_co_interaction(
     measure: CoInteractionMeasure = "count",
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     progress: Callable[[int, int], None] | None = None,
-    k_flag: str = "--user-knn-k",
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every user, the ``k`` users sharing the most training items (by ``measure``).
 
@@ -184,11 +181,11 @@ def user_knn_from_co_interaction(
         ordered by decreasing similarity, then increasing user index.
 
     Raises:
-        UserError: ``k`` is below 1 or not smaller than ``n_users``.
+        NeighbourCountError: ``k`` is below 1 or not smaller than ``n_users``.
     """
     if measure not in ("count", "cosine", "jaccard"):
         raise ValueError(f"measure must be 'count', 'cosine' or 'jaccard', got {measure!r}")
-    check_neighbour_count(k, n_users, True, "users", k_flag)
+    check_neighbour_count(k, n_users, True, "users")
     users, items = user_item_edges(train_users, train_items, n_users, n_items)
     interactions = sp.csr_matrix(
         (np.ones(users.size, dtype=np.float32), (users, items)), shape=(n_users, n_items)

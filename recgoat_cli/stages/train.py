@@ -27,7 +27,7 @@ from recgoat_cli.artifacts.store import Artifact, write_failure, write_manifest
 from recgoat_cli.config import TrainConfig
 from recgoat_cli.errors import UserError
 from recgoat_cli.limits import check_training
-from recgoat_cli.stages.build_graph import load_sparse, load_train_edges
+from recgoat_cli.stages.build_graph import load_sparse, load_train_edges, neighbour_count_from
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 
 STAGE = "train"
@@ -172,9 +172,11 @@ def freedom_tensors(config: TrainConfig, graph: Artifact, embed: Artifact) -> di
     features = {name: torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32)) for name, matrix in items.items()}
     weights = modality_mix_weights(list(features), config.freedom_image_weight)
     train_users, train_items = load_train_edges(graph)
+    with neighbour_count_from("--freedom-knn-k"):
+        item_item = frozen_item_graph(list(features.values()), weights, config.freedom_knn_k)
     return {
         **{f"feat:{name}": matrix for name, matrix in features.items()},
-        "item_item": frozen_item_graph(list(features.values()), weights, config.freedom_knn_k),
+        "item_item": item_item,
         "ui_pairs": torch.from_numpy(np.stack([train_users, train_items]).astype(np.int64)),
     }
 

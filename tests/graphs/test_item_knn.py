@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from recgoat_cli.errors import UserError
 from recgoat_cli.graphs.item_knn import (
+    NeighbourCountError,
     blockwise_topk_cosine,
     knn_graph,
     tile_side_for_budget,
@@ -175,10 +175,14 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(cuda_values.cpu(), cpu_values)
 
 
-@pytest.mark.parametrize(("n", "k", "exclude_self"), [(5, 5, True), (5, 9, True), (5, 0, True), (5, 6, False), (1, 1, True)])
-def test_bad_k_is_a_user_error_naming_the_flag(n, k, exclude_self):
-    with pytest.raises(UserError, match="--knn-k"):
+@pytest.mark.parametrize(
+    ("n", "k", "exclude_self", "limit"), [(5, 5, True, 4), (5, 9, True, 4), (5, 0, True, 4), (5, 6, False, 5), (1, 1, True, 0)]
+)
+def test_bad_k_is_a_neighbour_count_error(n, k, exclude_self, limit):
+    with pytest.raises(NeighbourCountError) as caught:
         blockwise_topk_cosine(np.ones((n, 3), dtype=np.float32), k, exclude_self=exclude_self)
+    assert (caught.value.k, caught.value.n, caught.value.limit, caught.value.entity) == (k, n, limit, "items")
+    assert "--" not in str(caught.value)  # graph code knows no command-line flags
 
 
 def test_k_equal_to_n_without_exclude_self_is_allowed():

@@ -9,8 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recgoat_cli.errors import UserError
-from recgoat_cli.graphs.item_knn import blockwise_topk_cosine, knn_graph
+from recgoat_cli.graphs.item_knn import NeighbourCountError, blockwise_topk_cosine, knn_graph
 from recgoat_cli.graphs.user_user import user_knn_from_co_interaction, user_knn_from_embeddings
 
 # u0: {0, 1, 2}, u1: {1, 2}, u2: {2, 3}, u3: {4}; (u0, 1) is repeated and counts once.
@@ -111,11 +110,13 @@ def test_progress_reaches_all_users():
 
 
 @pytest.mark.parametrize("k", [0, 4, 10])
-def test_bad_k_is_a_user_error(k):
-    with pytest.raises(UserError, match="--user-knn-k" if k == 0 else "--user-knn-k .* users 4"):
+def test_bad_k_is_a_neighbour_count_error(k):
+    with pytest.raises(NeighbourCountError) as caught:
         user_knn_from_co_interaction(TRAIN_USERS, TRAIN_ITEMS, 4, 5, k)
-    with pytest.raises(UserError, match="--user-knn-k"):
+    assert (caught.value.k, caught.value.n, caught.value.limit, caught.value.entity) == (k, 4, 3, "users")
+    with pytest.raises(NeighbourCountError) as caught:
         user_knn_from_embeddings(np.ones((4, 2), dtype=np.float32), k)
+    assert (caught.value.k, caught.value.n, caught.value.limit, caught.value.entity) == (k, 4, 3, "users")
 
 
 @pytest.mark.parametrize("n_users", [3, 25])

@@ -41,16 +41,16 @@ class StageContext:
             return None
         return artifact or self.store.get(stage, artifact_id, verify=False)
 
-    def publish(self, stage: str, artifact_id: str, write: Callable[[Path], None]) -> Artifact:
+    def publish(self, stage: str, artifact_id: str, write: Callable[[Path], None], *, force: bool | None = None) -> Artifact:
         """Rank 0 writes the artifact (``write(folder)`` into the store's atomic writer); every rank returns it.
 
         The other ranks of a torchrun job create no file or folder; they wait for rank 0 and read its manifest
-        (the workdir is shared by all ranks).
+        (the workdir is shared by all ranks). ``force`` (default: ``--force``) replaces an artifact of the same id.
         """
         from recgoat_cli import distributed
 
         if distributed.is_main():
-            with self.store.writer(stage, artifact_id, force=self.force) as out:
+            with self.store.writer(stage, artifact_id, force=self.force if force is None else force) as out:
                 write(out)
         distributed.barrier()
         return self.store.get(stage, artifact_id, verify=distributed.is_main())

@@ -4,7 +4,7 @@ Files: ``recommendations.parquet`` (or ``.csv``) with columns ``user_id, item_id
 ids from the dataset's id maps, rank from 1), ``user_embeddings.npy`` / ``item_embeddings.npy`` with
 ``user_ids.txt`` / ``item_ids.txt`` naming their rows, and ``lineage.json`` naming the artifacts they came from.
 ``--format torchscript`` writes ``scorer.pt`` instead of the lists: a TorchScript module that a process with
-only ``torch`` loads and asks for the top K of any known user (``recgoat_cli.stages.scorer``).
+only ``torch`` loads and asks for the top K of any known user (``recgoat_cli.export.scorer``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def recommend(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tup
 
 def write_scorer(ctx: StageContext, config: ExportConfig, trained: Artifact, path, user_ids, item_ids, chain: dict) -> None:
     """``scorer.pt``: the embeddings, original ids, the ``--exclude`` splits' CSR and the lineage, scripted."""
-    from recgoat_cli.stages.scorer import build_scorer, save_scorer
+    from recgoat_cli.export.scorer import build_scorer, save_scorer
 
     users, items = load_embeddings(trained)
     splits = EXCLUDED_SPLITS[config.exclude]

@@ -44,7 +44,7 @@ def run_late_fusion(
 ) -> Artifact:
     import torch
 
-    from recgoat_cli.eval.sharded import ranking_metrics
+    from recgoat_cli.eval.sharded import evaluate_ranking_sharded
     from recgoat_cli.model.late_fusion import centred_unit_rows, choose_weights, content_user_rows, fused_tables
     from recgoat_cli.stages.embed import load_modalities
     from recgoat_cli.stages.train import load_embeddings, run_train
@@ -65,7 +65,7 @@ def run_late_fusion(
 
     def valid_score(weights: list[float]) -> float:
         users, items = fused_tables(rankers, [1.0] + weights)
-        metrics, _ = ranking_metrics(users, items, valid, (train_indptr, train_indices), ks=[int(k)], metrics=[metric])
+        metrics, _ = evaluate_ranking_sharded(users, items, valid, (train_indptr, train_indices), ks=[int(k)], metrics=[metric])
         log(f"late fusion: weights {dict(zip(names, weights))}: valid {config.val_metric} {metrics[config.val_metric]:.4f}")
         return metrics[config.val_metric]
 

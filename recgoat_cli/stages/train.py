@@ -259,7 +259,7 @@ def run_train(
 
     from recgoat_cli import distributed
     from recgoat_cli.data.sampling import NegativeSampler
-    from recgoat_cli.eval.sharded import ranking_metrics
+    from recgoat_cli.eval.sharded import evaluate_ranking_sharded
     from recgoat_cli.model.registry import build_model
     from recgoat_cli.train.loop import BEST, TrainSettings, fit, load_checkpoint
 
@@ -310,7 +310,7 @@ def run_train(
 
         def validate(m) -> dict[str, float]:
             out = m({k: v.to(device) for k, v in tensors.items()})
-            metrics, _ = ranking_metrics(
+            metrics, _ = evaluate_ranking_sharded(
                 out.users.detach().float(), out.items.detach().float(), (valid_indptr, valid_indices), (train_indptr, train_indices),
                 ks=[int(k)], metrics=[metric],
             )

@@ -1,7 +1,7 @@
-"""User-user k-nearest-neighbour lists, from user embeddings or from shared training interactions.
+"""User-user k-nearest-neighbour lists from shared training interactions.
 
-Pure functions, no I/O. Both return per-user top-k lists in the format of
-:func:`recgoat_cli.graphs.item_knn.blockwise_topk_cosine`, ready for
+Pure functions, no I/O. The lists have the format of :func:`recgoat_cli.graphs.item_knn.blockwise_topk_cosine`
+(which also gives the neighbours of user embeddings, with ``entity="users"``), ready for
 :func:`recgoat_cli.graphs.item_knn.knn_graph`.
 
 Co-interaction similarity, with the binary training matrix :math:`R \\in \\{0,1\\}^{U \\times I}`
@@ -35,15 +35,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recgoat_cli.graphs.item_knn import (
-    DEFAULT_MEMORY_BUDGET_BYTES,
-    blockwise_topk_cosine,
-    check_neighbour_count,
-)
+from recgoat_cli.graphs.item_knn import DEFAULT_MEMORY_BUDGET_BYTES, check_neighbour_count
 from recgoat_cli.graphs.user_item import user_item_edges
 from recgoat_cli.topk import exact_topk, row_score_order_numpy
 
-__all__ = ["user_knn_from_embeddings", "user_knn_from_co_interaction"]
+__all__ = ["user_knn_from_co_interaction"]
 
 CoInteractionMeasure = Literal["count", "cosine", "jaccard"]
 
@@ -52,31 +48,6 @@ CoInteractionMeasure = Literal["count", "cosine", "jaccard"]
 # The dense route (taken only when a quarter of the block is stored) needs under 8 bytes per dense entry,
 # so under 32 per stored one.
 _BYTES_PER_PRODUCT_ENTRY = 64
-
-
-def user_knn_from_embeddings(
-    user_emb: torch.Tensor | np.ndarray,
-    k: int,
-    *,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-    block_size: int | None = None,
-    exclude_self: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor] | tuple[np.ndarray, np.ndarray]:
-    """The ``k`` most cosine-similar users of every user; see ``blockwise_topk_cosine`` for the arguments.
-
-    Returns:
-        ``(indices, values)``: ``[U, k]`` int64 and float32, numpy for numpy input, torch for torch input.
-    """
-    return blockwise_topk_cosine(
-        user_emb,
-        k,
-        memory_budget_bytes=memory_budget_bytes,
-        block_size=block_size,
-        exclude_self=exclude_self,
-        progress=progress,
-        entity="users",
-    )
 
 
 def _user_blocks(product_size_bound: np.ndarray, entries_per_block: int) -> list[tuple[int, int]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from recgoat_cli.artifacts.manifest import compute_artifact_id
-from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.artifacts.store import Artifact
 from recgoat_cli.config import EvalConfig
 from recgoat_cli.limits import check_evaluation
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
@@ -52,16 +52,6 @@ def run_evaluate(ctx: StageContext, config: EvalConfig, trained: Artifact) -> tu
 
     def write(out) -> None:
         (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        write_manifest(
-            out,
-            stage=STAGE,
-            artifact_id=artifact_id,
-            dataset=ctx.key,
-            config=config.model_dump(mode="json"),
-            upstream=[trained],
-            inputs=ctx.dataset.input_hashes(),
-            seed=trained.manifest.seed,
-            summary=result,
-        )
+        ctx.write_manifest(out, STAGE, artifact_id, config, [trained], seed=trained.manifest.seed, summary=result)
 
     return ctx.publish(STAGE, artifact_id, write), False

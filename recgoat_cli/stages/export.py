@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 
 from recgoat_cli.artifacts.manifest import compute_artifact_id
-from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.artifacts.store import Artifact
 from recgoat_cli.config import ExportConfig
 from recgoat_cli.data.dataset import read_id_map
 from recgoat_cli.limits import check_export
@@ -100,16 +100,5 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
         (out / "user_ids.txt").write_text("\n".join(user_ids) + "\n", encoding="utf-8")
         (out / "item_ids.txt").write_text("\n".join(item_ids) + "\n", encoding="utf-8")
         (out / "lineage.json").write_text(json.dumps({"dataset": ctx.key, "artifacts": chain}, indent=2) + "\n")
-        write_manifest(
-            out,
-            stage=STAGE,
-            artifact_id=artifact_id,
-            dataset=ctx.key,
-            config=config.model_dump(mode="json"),
-            upstream=[trained],
-            inputs=dataset.input_hashes(),
-            shapes=shapes,
-            seed=trained.manifest.seed,
-            summary={**summary, "lineage": chain},
-        )
+        ctx.write_manifest(out, STAGE, artifact_id, config, [trained], shapes=shapes, seed=trained.manifest.seed, summary={**summary, "lineage": chain})
     return ctx.store.get(STAGE, artifact_id), False

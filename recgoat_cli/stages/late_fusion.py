@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.artifacts.store import Artifact
 from recgoat_cli.config import TrainConfig
 from recgoat_cli.stages.common import StageContext, split_csr
 
@@ -76,14 +76,12 @@ def run_late_fusion(
     def write(out) -> None:
         np.save(out / "user_embeddings.npy", users.numpy())
         np.save(out / "item_embeddings.npy", items.numpy())
-        write_manifest(
+        ctx.write_manifest(
             out,
-            stage=STAGE,
-            artifact_id=artifact_id,
-            dataset=ctx.key,
-            config=config.model_dump(mode="json"),
-            upstream=[graph, embed, base],
-            inputs=dataset.input_hashes(),
+            STAGE,
+            artifact_id,
+            config,
+            [graph, embed, base],
             shapes={"user_embeddings.npy": list(users.shape), "item_embeddings.npy": list(items.shape)},
             seed=config.seed,
             summary={

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from recgoat_cli.artifacts.manifest import compute_artifact_id
-from recgoat_cli.artifacts.store import Artifact, ArtifactWriteError, write_failure, write_manifest
+from recgoat_cli.artifacts.store import Artifact, ArtifactWriteError, write_failure
 from recgoat_cli.config import TrainConfig
 from recgoat_cli.errors import UserError
 from recgoat_cli.limits import check_training
@@ -338,14 +338,12 @@ def run_train(
             with linked_into(work_dir, folder):
                 np.save(folder / "user_embeddings.npy", out.users.detach().float().cpu().numpy())
                 np.save(folder / "item_embeddings.npy", out.items.detach().float().cpu().numpy())
-                write_manifest(
+                ctx.write_manifest(
                     folder,
-                    stage=STAGE,
-                    artifact_id=artifact_id,
-                    dataset=ctx.key,
-                    config=config.model_dump(mode="json"),
-                    upstream=[graph] + ([embed] if embed is not None else []),
-                    inputs=dataset.input_hashes(),
+                    STAGE,
+                    artifact_id,
+                    config,
+                    [graph] + ([embed] if embed is not None else []),
                     shapes={"user_embeddings.npy": list(out.users.shape), "item_embeddings.npy": list(out.items.shape)},
                     seed=config.seed,
                     summary={

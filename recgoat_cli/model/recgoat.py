@@ -38,7 +38,6 @@ item -> item) with ``item_weights:<m>`` ([E]), ``ui_edges`` ([2, E] item -> user
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recgoat_cli.model.base import RecOutput, Recommender
@@ -48,7 +47,6 @@ from recgoat_cli.model.gat import GATEncoder, SparseGATLayer, log_edge_weight
 from recgoat_cli.model.lightgcn import propagate
 from recgoat_cli.model.oat import wasserstein_cost
 from recgoat_cli.model.reference import ReferenceItemBranch
-from recgoat_cli.model.scatter import edge_layout
 
 GRAPH_KINDS = ("item", "user-item", "user-user")
 #: what the attention layers pass along the edges: the projected LM rows ("lm") or the collaborative

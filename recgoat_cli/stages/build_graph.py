@@ -139,7 +139,8 @@ def run_build_graph(ctx: StageContext, config: GraphConfig, embed: Artifact | No
     check_graphs(config, dataset.n_users, dataset.n_items, embed is not None)  # before the stage folder exists
     train_users, train_items = dataset.split("train")
     budget = config.memory_budget_mb * 1024 * 1024
-    with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
+
+    def write(out) -> None:
         users, items = user_item_edges(train_users, train_items, dataset.n_users, dataset.n_items)
         adjacency = normalized_bipartite_adjacency(users, items, dataset.n_users, dataset.n_items).coalesce()
         indices = adjacency.indices().numpy()
@@ -180,7 +181,8 @@ def run_build_graph(ctx: StageContext, config: GraphConfig, embed: Artifact | No
             inputs=dataset.input_hashes(),
             summary={"dataset": dataset.summary(), "graphs": stats, "choices": choices, "memory": memory},
         )
-    return ctx.store.get(STAGE, artifact_id), False
+
+    return ctx.publish(STAGE, artifact_id, write), False
 
 
 def upstream_embed(ctx: StageContext, artifact_id: str | None) -> Artifact | None:

@@ -70,7 +70,8 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
     user_ids = read_id_map(dataset.user_map, dataset.n_users)
     item_ids = read_id_map(dataset.item_map, dataset.n_items)
     chain = lineage(trained)
-    with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
+
+    def write(out) -> None:
         if config.format == "torchscript":
             name = "scorer.pt"
             write_scorer(ctx, config, trained, out / name, user_ids, item_ids, chain)
@@ -101,4 +102,5 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
         (out / "item_ids.txt").write_text("\n".join(item_ids) + "\n", encoding="utf-8")
         (out / "lineage.json").write_text(json.dumps({"dataset": ctx.key, "artifacts": chain}, indent=2) + "\n")
         ctx.write_manifest(out, STAGE, artifact_id, config, [trained], shapes=shapes, seed=trained.manifest.seed, summary={**summary, "lineage": chain})
-    return ctx.store.get(STAGE, artifact_id), False
+
+    return ctx.publish(STAGE, artifact_id, write), False

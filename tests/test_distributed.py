@@ -30,7 +30,7 @@ from recgoat_cli.config import EmbedConfig, EvalConfig, GraphConfig, TrainConfig
 from recgoat_cli.stages.build_graph import run_build_graph
 from recgoat_cli.stages.common import open_context
 from recgoat_cli.stages.embed import run_embed
-from recgoat_cli.stages.evaluate import rank_metrics
+from recgoat_cli.stages.evaluate import evaluate_trained
 from recgoat_cli.stages.train import load_embeddings, run_train
 from recgoat_cli.train.loop import read_log
 
@@ -248,7 +248,7 @@ def test_interrupted_two_process_run_resumes_to_the_same_result(worker_run, trai
 def test_two_process_evaluate_matches_one_process(worker_run):
     ctx, report = worker_run
     evaluated = ctx.store.get("evaluate", report["evaluate"])
-    expected = rank_metrics(ctx, EvalConfig(), ctx.store.get("train", report["resumed"]))
+    expected = evaluate_trained(ctx, EvalConfig(), ctx.store.get("train", report["resumed"]))
     assert evaluated.manifest.summary["n_users"] == expected["n_users"] == 500
     assert evaluated.manifest.summary["metrics"] == pytest.approx(expected["metrics"], abs=1e-9)
     assert sorted(os.listdir(ctx.store.stage_dir("evaluate"))) == sorted([evaluated.id, "latest"])  # written once

@@ -44,6 +44,15 @@ MAKER = {
 TEMP_PREFIX = ".tmp-"
 
 
+class ArtifactWriteError(UserError):
+    """Writing an artifact failed for a reason of the disk or the folder (``reason``: e.g. "No space left on device");
+    nothing of it was kept. A stage that keeps other state (train's checkpoint) words its own sentence from ``reason``."""
+
+    def __init__(self, message: str, reason: str | None):
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Artifact:
     path: Path
@@ -181,29 +190,34 @@ class ArtifactStore:
     def writer(self, stage: str, artifact_id: str, *, force: bool = False) -> Iterator[Path]:
         """Yield a fresh temporary folder; on success it becomes ``<stage>/<artifact_id>``.
 
-        The caller writes its files and the manifest (``write_manifest``) into the folder. On any
-        exception, including KeyboardInterrupt, the folder is removed and nothing else changes.
+        The one way an artifact is published: the caller writes its files and the manifest
+        (``write_manifest``) into the folder. On any exception, including KeyboardInterrupt, the folder is
+        removed and nothing else changes; a failed write (a full disk) becomes an ``ArtifactWriteError``.
+        With ``force`` an existing artifact of the same id is replaced, else it is kept.
         """
         folder = self.ensure_stage_dir(stage)
         tmp = folder / f"{TEMP_PREFIX}{artifact_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir()
         except OSError as exc:
-            raise UserError(f"cannot create a folder in {folder} ({exc.strerror}); free space or pass a writable --workdir.") from None
+            raise ArtifactWriteError(
+                f"cannot create a folder in {folder} ({exc.strerror}); free space or pass a writable --workdir.", exc.strerror
+            ) from None
         try:
             yield tmp
-            self.commit(tmp, stage, artifact_id, force=force)
+            self._commit(tmp, stage, artifact_id, force=force)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             reason = write_failure(exc, folder)
             if reason is None:
                 raise
-            raise UserError(
+            raise ArtifactWriteError(
                 f"writing the {stage} artifact under {folder} failed ({reason}); the partial folder was removed and "
-                f"{stage}/latest was not changed, so free space (or fix the folder) and rerun."
+                f"{stage}/latest was not changed, so free space (or fix the folder) and rerun.",
+                reason,
             ) from None
 
-    def commit(self, tmp: Path, stage: str, artifact_id: str, *, force: bool = False) -> None:
+    def _commit(self, tmp: Path, stage: str, artifact_id: str, *, force: bool = False) -> None:
         """Rename a finished folder (manifest written) to ``<stage>/<artifact_id>`` and point ``latest`` at it."""
         if not (tmp / MANIFEST_NAME).is_file():
             raise RuntimeError(f"stage {stage} finished without writing its manifest")

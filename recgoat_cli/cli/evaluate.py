@@ -1,7 +1,7 @@
 """``recgoat evaluate``: Recall, NDCG, Precision, Hit rate and MAP at every K on the valid or test split.
 
 ``--fail-below recall@20=0.05 ndcg@20=0.02`` turns it into a CI gate: the metrics are printed as usual, then
-the command exits 3 when any gated metric is below its threshold (``recgoat_cli.stages.gates``).
+the command exits 3 when any gated metric is below its threshold (``recgoat_cli.eval.gates``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def evaluate(
     from recgoat_cli.config import EvalConfig
     from recgoat_cli.errors import UserError
     from recgoat_cli.stages.evaluate import run_evaluate
-    from recgoat_cli.stages.gates import check_gates, gate_results, parse_gates
+    from recgoat_cli.eval.gates import check_gates, gate_results, parse_gates
 
     if mask not in ("train", "train+valid"):
         raise UserError(f"--mask {mask}: use train or train+valid.")

@@ -26,7 +26,7 @@ def csr_row_range(indptr: np.ndarray, indices: np.ndarray, first: int, last: int
     return np.clip(indptr, lo, hi) - lo, indices[lo:hi]
 
 
-def ranking_metrics(
+def evaluate_ranking_sharded(
     user_emb: Tensor,
     item_emb: Tensor,
     truth: tuple[np.ndarray, np.ndarray],

@@ -16,7 +16,8 @@ Two steps, both pure functions (arrays in, arrays out, no I/O):
    into a running ``[N, k]`` top-k, so peak memory is one or two tiles plus ``O(N k)``.
 
    **Ties** are broken deterministically: neighbours are ordered by decreasing similarity and, among equal
-   similarities, by increasing column index. This is a total order, so the top-k of each tile and the merge
+   similarities, by increasing column index (the rule of :mod:`recgoat_cli.topk`, whose exact top-k and
+   packed rank keys this module uses). This is a total order, so the top-k of each tile and the merge
    of the partial lists are exact: the result equals a dense ``argsort`` of each row under the key
    ``(-s_ij, j)`` (up to float rounding of ``s_ij`` itself, which depends on the tile shape and the BLAS).
 
@@ -46,14 +47,20 @@ from typing import Literal
 import numpy as np
 import torch
 
-from recgoat_cli.errors import UserError
+from recgoat_cli.topk import (
+    exact_topk_set,
+    kth_largest_numpy,
+    rank_keys,
+    rank_keys_numpy,
+    unpack_rank_keys,
+)
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET_BYTES",
+    "NeighbourCountError",
     "blockwise_topk_cosine",
     "check_neighbour_count",
     "knn_graph",
-    "exact_topk",
     "tile_side_for_budget",
 ]
 
@@ -74,106 +81,10 @@ def tile_side_for_budget(n: int, memory_budget_bytes: int) -> int:
     return max(1, min(n, side))
 
 
-_TWO_POW_32 = 2**32
-
-
-def _rank_keys(values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """Pack ``(value, index)`` into one int64 whose integer order is the order ``(-value, index)`` reversed.
-
-    The high 32 bits are the float32 bit pattern made order-preserving as a signed integer (negative floats
-    have their magnitude bits flipped); the low 32 bits are ``2^32 - 1 - index``. A larger key therefore
-    means a larger value or, for equal values, a smaller index; keys of distinct indices never tie, so a
-    plain ``topk``/``sort`` on keys is exact and deterministic. Requires ``0 <= index < 2^32``.
-    """
-    # Adding 0.0 turns -0.0 into +0.0, which compares equal as a float and must get the same key.
-    bits = (values.to(torch.float32) + 0.0).view(torch.int32)
-    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)
-    return ordered.to(torch.int64) * _TWO_POW_32 + (_TWO_POW_32 - 1 - indices)
-
-
-def _rank_keys_numpy(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """:func:`_rank_keys` in numpy, bit for bit the same keys.
-
-    The grouped selection runs right after a multithreaded BLAS product; small torch ops there measured
-    up to 100x slower (their OpenMP threads wait for the BLAS threads' spinning cores), numpy ones do not.
-    """
-    bits = (values.astype(np.float32, copy=False) + np.float32(0.0)).view(np.int32)
-    ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
-    return ordered.astype(np.int64) * _TWO_POW_32 + (_TWO_POW_32 - 1 - indices.astype(np.int64, copy=False))
-
-
-def _unpack_rank_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse of :func:`_rank_keys`: ``(values float32, indices int64)``."""
-    high = torch.div(keys, _TWO_POW_32, rounding_mode="floor")
-    indices = _TWO_POW_32 - 1 - (keys - high * _TWO_POW_32)
-    ordered = high.to(torch.int32)
-    bits = ordered ^ ((ordered >> 31) & 0x7FFFFFFF)
-    return bits.view(torch.float32), indices
-
-
-def _exact_topk_set(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The top-``k`` entries of each row under ``(-score, column index)``, in no particular order."""
-    n_rows, n_cols = scores.shape
-    kept = min(k, n_cols)
-    if kept == n_cols:
-        return scores, torch.arange(n_cols, device=scores.device).expand(n_rows, n_cols)
-    values, indices = torch.topk(scores, kept + 1, dim=1, largest=True, sorted=True)
-    boundary = values[:, kept - 1]
-    # The (k+1)-th largest value equals the k-th: some entry left out ties with one kept, so the kept set
-    # is topk's arbitrary choice. Those rows are recomputed below; all others are already exact as a set.
-    ambiguous_rows = torch.nonzero(values[:, kept] == boundary).flatten()
-    values, indices = values[:, :kept].contiguous(), indices[:, :kept].contiguous()
-    if ambiguous_rows.numel() == 0:
-        return values, indices
-    # In an ambiguous row the kept set is every entry above the boundary value (the first n_above of the
-    # sorted topk output) plus the tied entries with the lowest columns. Those are found by a second topk
-    # over -column on the tied entries. Rows go a quarter of the tile at a time, so the temporaries (a
-    # float32 copy of the rows, a bool mask, a float32 tie score) add at most ~2.25 bytes per tile entry.
-    # float32 holds every integer column exactly up to 2^24; wider rows (a huge user block) need float64.
-    column_dtype = torch.float32 if n_cols <= 2**24 else torch.float64
-    negative_columns = -torch.arange(n_cols, device=scores.device, dtype=column_dtype)
-    positions = torch.arange(kept, device=scores.device)
-    chunk = max(1, n_rows // 4)
-    for first in range(0, ambiguous_rows.numel(), chunk):
-        chunk_rows = ambiguous_rows[first : first + chunk]
-        row_boundary = boundary[chunk_rows].unsqueeze(1)
-        tie_score = torch.where(scores[chunk_rows] == row_boundary, negative_columns, -math.inf)
-        # More than kept - n_above entries tie, so every position read below holds a finite column.
-        lowest_tied_columns = -torch.topk(tie_score, kept, dim=1, sorted=True).values
-        del tie_score
-        n_above = (values[chunk_rows] > row_boundary).sum(dim=1, keepdim=True)
-        from_ties = positions >= n_above
-        tied_pick = torch.gather(lowest_tied_columns, 1, (positions - n_above).clamp(min=0))
-        indices[chunk_rows] = torch.where(from_ties, tied_pick.to(torch.int64), indices[chunk_rows])
-        values[chunk_rows] = torch.where(from_ties, row_boundary, values[chunk_rows])
-    return values, indices
-
-
-def exact_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` of each row of ``scores`` under the total order ``(-score, column index)``.
-
-    ``torch.topk`` picks an arbitrary subset when several entries tie with the k-th largest value; this
-    function asks for one more entry to detect such rows and resolves them by taking the tied entries with
-    the lowest column indices. The result is ordered by decreasing score, then increasing column index.
-
-    Shapes:
-        - scores: ``[b, c]`` float, no NaN
-        - returns values ``[b, min(k, c)]`` and column indices ``[b, min(k, c)]`` int64
-    """
-    keys = _rank_keys(*_exact_topk_set(scores, k))
-    return _unpack_rank_keys(torch.sort(keys, dim=1, descending=True).values)
-
-
 # Grouped selection (see _row_candidates, _column_candidates): rows or columns of a tile are cut into
 # groups of this many entries; 32 float32 are whole SIMD vectors for the group maxima.
 _GROUP_WIDTH = 32
 _INT64_MIN = np.iinfo(np.int64).min
-
-
-def _kth_largest_along_rows(values: np.ndarray, k: int) -> np.ndarray:
-    """The ``k``-th largest entry of each row; a value-only partition (introselect), faster than topk."""
-    position = values.shape[1] - k
-    return np.partition(values, position, axis=1)[:, position]
 
 
 def _merge_candidates(
@@ -287,22 +198,30 @@ def _tile_product(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor) ->
     return torch.matmul(left, right.T, out=out)
 
 
-def check_neighbour_count(k: int, n: int, exclude_self: bool, entity: str, k_flag: str) -> None:
-    """Raise a ``UserError`` naming ``k_flag`` unless ``1 <= k <= n - 1`` (``<= n`` when self counts)."""
-    if k < 1:
-        raise UserError(f"{k_flag} {k} must be at least 1; pass a positive number of neighbours.")
+class NeighbourCountError(ValueError):
+    """``k`` neighbours cannot be chosen among ``n`` rows: ``k < 1``, or ``k`` above ``limit``.
+
+    ``limit`` is ``n - 1`` when a row may not be its own neighbour (``exclude_self``), else ``n``. The caller
+    that knows where ``k`` came from (a command-line flag, a config field) turns this into its own message.
+    """
+
+    def __init__(self, k: int, n: int, entity: str, exclude_self: bool):
+        self.k, self.n, self.entity, self.exclude_self = k, n, entity, exclude_self
+        self.limit = n - 1 if exclude_self else n
+        if k < 1:
+            reason = "must be at least 1"
+        elif self.limit < 1:
+            reason = f"is impossible among {n} {entity}: a neighbour graph needs at least 2"
+        else:
+            reason = f"must be at most {self.limit} for {n} {entity}" + (" (a row is not its own neighbour)" if exclude_self else "")
+        super().__init__(f"k = {k} neighbours {reason}")
+
+
+def check_neighbour_count(k: int, n: int, exclude_self: bool, entity: str) -> None:
+    """Raise ``NeighbourCountError`` unless ``1 <= k <= n - 1`` (``<= n`` when a row may be its own neighbour)."""
     limit = n - 1 if exclude_self else n
-    if limit < 1:
-        raise UserError(f"{k_flag} {k} asks for neighbours among {n} {entity}; a neighbour graph needs at least 2.")
-    if k > limit:
-        if exclude_self:
-            raise UserError(
-                f"{k_flag} {k} must be smaller than the number of {entity} {n}; "
-                f"pass {k_flag} {limit} or less."
-            )
-        raise UserError(
-            f"{k_flag} {k} must be at most the number of {entity} {n}; pass {k_flag} {limit} or less."
-        )
+    if k < 1 or limit < 1 or k > limit:
+        raise NeighbourCountError(k, n, entity, exclude_self)
 
 
 def blockwise_topk_cosine(
@@ -314,7 +233,6 @@ def blockwise_topk_cosine(
     exclude_self: bool = True,
     progress: ProgressCallback | None = None,
     entity: str = "items",
-    k_flag: str = "--knn-k",
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[np.ndarray, np.ndarray]:
     """The ``k`` most cosine-similar rows of every row of ``x``, computed tile by tile.
 
@@ -328,7 +246,7 @@ def blockwise_topk_cosine(
         block_size: tile side (rows and columns per tile); overrides the budget when given.
         exclude_self: mask the diagonal so a row is never its own neighbour.
         progress: called as ``progress(tiles_done, tiles_total)`` after each tile.
-        entity, k_flag: name the rows and the command-line flag in the error raised for a bad ``k``.
+        entity: names the rows in the error raised for a bad ``k``.
 
     Returns:
         ``(indices, values)``: ``[N, k]`` int64 column indices and ``[N, k]`` float32 similarities, each row
@@ -336,13 +254,13 @@ def blockwise_topk_cosine(
         on the input's device for a tensor input.
 
     Raises:
-        UserError: ``k`` is below 1 or not smaller than the number of rows (with ``exclude_self``).
+        NeighbourCountError: ``k`` is below 1 or not smaller than the number of rows (with ``exclude_self``).
     """
     return_numpy = isinstance(x, np.ndarray)
     if x.ndim != 2:
         raise ValueError(f"x must be a 2-D [N, d] array, got shape {tuple(x.shape)}")
     n = int(x.shape[0])
-    check_neighbour_count(k, n, exclude_self, entity, k_flag)
+    check_neighbour_count(k, n, exclude_self, entity)
     if block_size is not None and block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
 
@@ -352,7 +270,7 @@ def blockwise_topk_cosine(
     starts = list(range(0, n, side))
     tiles_total = len(starts) * (len(starts) + 1) // 2
 
-    # The running top-k of every row, as rank keys (see _rank_keys). The initial minimum key never survives
+    # The running top-k of every row, as rank keys (see recgoat_cli.topk.rank_keys). The initial minimum key never survives
     # the merges because every row has at least k candidate columns.
     best_keys = torch.full((n, k), torch.iinfo(torch.int64).min, dtype=torch.int64, device=device)
     # The tile buffer is reused by every tile; the last, smaller tiles take a contiguous prefix of it.
@@ -364,21 +282,21 @@ def blockwise_topk_cosine(
     def absorb(row_start: int, col_start: int, scores: torch.Tensor) -> None:
         """Merge the exact top-k set of a tile's rows into the running top-k of those rows (full rows)."""
         row_end = row_start + scores.shape[0]
-        values, local = _exact_topk_set(scores, k)
+        values, local = exact_topk_set(scores, k)
         if device.type == "cpu":
-            # numpy for the small merge ops: see _rank_keys_numpy.
+            # numpy for the small merge ops: see recgoat_cli.topk.rank_keys_numpy.
             owner_keys = best_keys[row_start:row_end].numpy()
-            candidates = np.concatenate([owner_keys, _rank_keys_numpy(values.numpy(), local.numpy() + col_start)], 1)
+            candidates = np.concatenate([owner_keys, rank_keys_numpy(values.numpy(), local.numpy() + col_start)], 1)
             owner_keys[...] = np.partition(candidates, candidates.shape[1] - k, axis=1)[:, -k:]
             return
-        candidates = torch.cat([best_keys[row_start:row_end], _rank_keys(values, local + col_start)], dim=1)
+        candidates = torch.cat([best_keys[row_start:row_end], rank_keys(values, local + col_start)], dim=1)
         best_keys[row_start:row_end] = torch.topk(candidates, k, dim=1, sorted=False).values
 
     def merge_found(owner_start: int, n_owners: int, owners, neighbours, values, tile_entries: int) -> bool:
         """Merge grouped-selection candidates (owner, neighbour id, value) into the owners' running top-k;
         False (nothing merged) when one owner has too many for the merge matrix, and the tile falls back to
         ``absorb``."""
-        keys = _rank_keys_numpy(values, neighbours)
+        keys = rank_keys_numpy(values, neighbours)
         owner_keys = best_keys[owner_start : owner_start + n_owners]
         return _merge_candidates(owner_keys, owners, keys, False, k, tile_entries // 4)
 
@@ -391,7 +309,7 @@ def blockwise_topk_cosine(
             # k entries above it (in the k best groups), and the tail columns are compared separately.
             group_max = scores[:, : groups * _GROUP_WIDTH].reshape(n_rows, groups, _GROUP_WIDTH).amax(dim=2)
             group_max = group_max.numpy()
-            cutoff = _kth_largest_along_rows(group_max, k)
+            cutoff = kth_largest_numpy(group_max, k)
             found = _row_candidates(scores.numpy(), group_max, cutoff)
             if found is not None:
                 rows, columns, values = found
@@ -406,7 +324,7 @@ def blockwise_topk_cosine(
         if use_groups and groups >= k:
             # Groups of consecutive rows: reducing the middle axis keeps the inner loop along a tile row.
             group_max = scores[: groups * _GROUP_WIDTH].view(groups, _GROUP_WIDTH, n_cols).amax(dim=1)
-            cutoff = _kth_largest_along_rows(np.ascontiguousarray(group_max.numpy().T), k)
+            cutoff = kth_largest_numpy(np.ascontiguousarray(group_max.numpy().T), k)
             found = _column_candidates(scores.numpy(), cutoff, mask_buffer)
             if found is not None:
                 rows, columns, values = found
@@ -432,7 +350,7 @@ def blockwise_topk_cosine(
             if progress is not None:
                 progress(tiles_done, tiles_total)
 
-    best_values, best_indices = _unpack_rank_keys(torch.sort(best_keys, dim=1, descending=True).values)
+    best_values, best_indices = unpack_rank_keys(torch.sort(best_keys, dim=1, descending=True).values)
     if return_numpy:
         return best_indices.numpy(), best_values.numpy()
     return best_indices, best_values

@@ -1,7 +1,7 @@
-"""User-user k-nearest-neighbour lists, from user embeddings or from shared training interactions.
+"""User-user k-nearest-neighbour lists from shared training interactions.
 
-Pure functions, no I/O. Both return per-user top-k lists in the format of
-:func:`recgoat_cli.graphs.item_knn.blockwise_topk_cosine`, ready for
+Pure functions, no I/O. The lists have the format of :func:`recgoat_cli.graphs.item_knn.blockwise_topk_cosine`
+(which also gives the neighbours of user embeddings, with ``entity="users"``), ready for
 :func:`recgoat_cli.graphs.item_knn.knn_graph`.
 
 Co-interaction similarity, with the binary training matrix :math:`R \\in \\{0,1\\}^{U \\times I}`
@@ -35,15 +35,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recgoat_cli.graphs.item_knn import (
-    DEFAULT_MEMORY_BUDGET_BYTES,
-    blockwise_topk_cosine,
-    check_neighbour_count,
-    exact_topk,
-)
+from recgoat_cli.graphs.item_knn import DEFAULT_MEMORY_BUDGET_BYTES, check_neighbour_count
 from recgoat_cli.graphs.user_item import user_item_edges
+from recgoat_cli.topk import exact_topk, row_score_order_numpy
 
-__all__ = ["user_knn_from_embeddings", "user_knn_from_co_interaction"]
+__all__ = ["user_knn_from_co_interaction"]
 
 CoInteractionMeasure = Literal["count", "cosine", "jaccard"]
 
@@ -52,34 +48,6 @@ CoInteractionMeasure = Literal["count", "cosine", "jaccard"]
 # The dense route (taken only when a quarter of the block is stored) needs under 8 bytes per dense entry,
 # so under 32 per stored one.
 _BYTES_PER_PRODUCT_ENTRY = 64
-_TWO_POW_32 = 2**32
-
-
-def user_knn_from_embeddings(
-    user_emb: torch.Tensor | np.ndarray,
-    k: int,
-    *,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-    block_size: int | None = None,
-    exclude_self: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-    k_flag: str = "--user-knn-k",
-) -> tuple[torch.Tensor, torch.Tensor] | tuple[np.ndarray, np.ndarray]:
-    """The ``k`` most cosine-similar users of every user; see ``blockwise_topk_cosine`` for the arguments.
-
-    Returns:
-        ``(indices, values)``: ``[U, k]`` int64 and float32, numpy for numpy input, torch for torch input.
-    """
-    return blockwise_topk_cosine(
-        user_emb,
-        k,
-        memory_budget_bytes=memory_budget_bytes,
-        block_size=block_size,
-        exclude_self=exclude_self,
-        progress=progress,
-        entity="users",
-        k_flag=k_flag,
-    )
 
 
 def _user_blocks(product_size_bound: np.ndarray, entries_per_block: int) -> list[tuple[int, int]]:
@@ -128,13 +96,9 @@ def _topk_of_sparse_rows(similarity: sp.csr_matrix, k: int) -> tuple[np.ndarray,
     similarity.sort_indices()
     n_rows = similarity.shape[0]
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(similarity.indptr))
-    # The values are >= 0, so their float32 bit patterns order like the values: one int64 key (row high,
-    # reversed bits low) and one stable sort (columns already ascending) give the (row, -value, column)
-    # order that a three-key lexsort would, about 20x faster.
-    key = rows * _TWO_POW_32 + (_TWO_POW_32 - 1 - similarity.data.view(np.int32).astype(np.int64))
-    order = np.argsort(key, kind="stable")
-    del key
-    # The key sorts by row first, so position p of the sorted order still belongs to row rows[p].
+    # (row, -value) with columns already ascending: the tie rule of recgoat_cli.topk.
+    order = row_score_order_numpy(rows, similarity.data)
+    # The order sorts by row first, so position p of the sorted order still belongs to row rows[p].
     rank = np.arange(rows.size, dtype=np.int64) - similarity.indptr[rows]
     top = rank < k
     chosen = order[top]
@@ -168,7 +132,6 @@ def user_knn_from_co_interaction(
     measure: CoInteractionMeasure = "count",
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     progress: Callable[[int, int], None] | None = None,
-    k_flag: str = "--user-knn-k",
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every user, the ``k`` users sharing the most training items (by ``measure``).
 
@@ -189,11 +152,11 @@ def user_knn_from_co_interaction(
         ordered by decreasing similarity, then increasing user index.
 
     Raises:
-        UserError: ``k`` is below 1 or not smaller than ``n_users``.
+        NeighbourCountError: ``k`` is below 1 or not smaller than ``n_users``.
     """
     if measure not in ("count", "cosine", "jaccard"):
         raise ValueError(f"measure must be 'count', 'cosine' or 'jaccard', got {measure!r}")
-    check_neighbour_count(k, n_users, True, "users", k_flag)
+    check_neighbour_count(k, n_users, True, "users")
     users, items = user_item_edges(train_users, train_items, n_users, n_items)
     interactions = sp.csr_matrix(
         (np.ones(users.size, dtype=np.float32), (users, items)), shape=(n_users, n_items)

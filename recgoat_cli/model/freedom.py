@@ -63,7 +63,7 @@ def knn_item_graph(features: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.
     from recgoat_cli.graphs.item_knn import blockwise_topk_cosine
 
     n = features.shape[0]
-    neighbours, _ = blockwise_topk_cosine(features.float(), k, exclude_self=False, k_flag="--freedom-knn-k")
+    neighbours, _ = blockwise_topk_cosine(features.float(), k, exclude_self=False)
     rows = torch.arange(n).repeat_interleave(k)
     cols = neighbours.reshape(-1).cpu()
     row_sums = torch.bincount(rows, minlength=n).double()

@@ -13,6 +13,8 @@ similarities are computed blockwise (``--memory-budget``), never as a dense N x 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -58,13 +60,37 @@ def load_train_edges(artifact: Artifact) -> tuple[np.ndarray, np.ndarray]:
         return data["users"].copy(), data["items"].copy()
 
 
+def neighbour_count_sentence(error, flag: str) -> str:
+    """The user-facing sentence for a ``NeighbourCountError`` of the graph code, naming the flag ``k`` came from."""
+    k, n, entity, limit = error.k, error.n, error.entity, error.limit
+    if k < 1:
+        return f"{flag} {k} must be at least 1; pass a positive number of neighbours."
+    if limit < 1:
+        return f"{flag} {k} asks for neighbours among {n} {entity}; a neighbour graph needs at least 2."
+    if error.exclude_self:
+        return f"{flag} {k} must be smaller than the number of {entity} {n}; pass {flag} {limit} or less."
+    return f"{flag} {k} must be at most the number of {entity} {n}; pass {flag} {limit} or less."
+
+
+@contextmanager
+def neighbour_count_from(flag: str) -> Iterator[None]:
+    """Turn the graph code's ``NeighbourCountError`` into a ``UserError`` that names ``flag``."""
+    from recgoat_cli.graphs.item_knn import NeighbourCountError
+
+    try:
+        yield
+    except NeighbourCountError as error:
+        raise UserError(neighbour_count_sentence(error, flag)) from None
+
+
 def knn_from_features(features, k, n, config: GraphConfig, budget: int, entity: str, flag: str, log):
     """Cosine top-k rows (blockwise, never N x N), symmetrised and normalised as the config says."""
     from recgoat_cli.graphs.item_knn import blockwise_topk_cosine, knn_graph
 
     if k >= n:
         raise UserError(f"{flag} {k} must be smaller than the number of {entity} ({n}).")
-    indices, values = blockwise_topk_cosine(features, k, memory_budget_bytes=budget, entity=entity, k_flag=flag)
+    with neighbour_count_from(flag):
+        indices, values = blockwise_topk_cosine(features, k, memory_budget_bytes=budget, entity=entity)
     return knn_graph(indices, values, n, symmetrize=config.symmetrize, self_loops=config.self_loops, normalize=config.normalize)
 
 
@@ -86,7 +112,8 @@ def user_user_graph(config: GraphConfig, dataset, users, items, user_features, b
     if config.user_graph in ("co-interaction", "both"):
         if k >= n:
             raise UserError(f"--user-knn-k {k} must be smaller than the number of users ({n}).")
-        indices, values = user_knn_from_co_interaction(users, items, n, dataset.n_items, k, measure=config.co_measure, memory_budget_bytes=budget)
+        with neighbour_count_from("--user-knn-k"):
+            indices, values = user_knn_from_co_interaction(users, items, n, dataset.n_items, k, measure=config.co_measure, memory_budget_bytes=budget)
         parts.append(knn_graph(indices, values, n, symmetrize=config.symmetrize, self_loops=config.self_loops, normalize=config.normalize))
     if len(parts) == 1:
         return parts[0]
@@ -112,7 +139,8 @@ def run_build_graph(ctx: StageContext, config: GraphConfig, embed: Artifact | No
     check_graphs(config, dataset.n_users, dataset.n_items, embed is not None)  # before the stage folder exists
     train_users, train_items = dataset.split("train")
     budget = config.memory_budget_mb * 1024 * 1024
-    with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
+
+    def write(out) -> None:
         users, items = user_item_edges(train_users, train_items, dataset.n_users, dataset.n_items)
         adjacency = normalized_bipartite_adjacency(users, items, dataset.n_users, dataset.n_items).coalesce()
         indices = adjacency.indices().numpy()
@@ -153,7 +181,8 @@ def run_build_graph(ctx: StageContext, config: GraphConfig, embed: Artifact | No
             inputs=dataset.input_hashes(),
             summary={"dataset": dataset.summary(), "graphs": stats, "choices": choices, "memory": memory},
         )
-    return ctx.store.get(STAGE, artifact_id), False
+
+    return ctx.publish(STAGE, artifact_id, write), False
 
 
 def upstream_embed(ctx: StageContext, artifact_id: str | None) -> Artifact | None:

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from recgoat_cli.artifacts.store import Artifact, ArtifactStore
+from recgoat_cli.artifacts.store import Artifact, ArtifactStore, write_manifest
 from recgoat_cli.data.dataset import Dataset, dataset_key, load_dataset, resolve_dataset
 from recgoat_cli.errors import UserError
 
@@ -41,19 +41,34 @@ class StageContext:
             return None
         return artifact or self.store.get(stage, artifact_id, verify=False)
 
-    def publish(self, stage: str, artifact_id: str, write: Callable[[Path], None]) -> Artifact:
+    def publish(self, stage: str, artifact_id: str, write: Callable[[Path], None], *, force: bool | None = None) -> Artifact:
         """Rank 0 writes the artifact (``write(folder)`` into the store's atomic writer); every rank returns it.
 
         The other ranks of a torchrun job create no file or folder; they wait for rank 0 and read its manifest
-        (the workdir is shared by all ranks).
+        (the workdir is shared by all ranks). ``force`` (default: ``--force``) replaces an artifact of the same id.
         """
         from recgoat_cli import distributed
 
         if distributed.is_main():
-            with self.store.writer(stage, artifact_id, force=self.force) as out:
+            with self.store.writer(stage, artifact_id, force=self.force if force is None else force) as out:
                 write(out)
         distributed.barrier()
         return self.store.get(stage, artifact_id, verify=distributed.is_main())
+
+
+    def write_manifest(self, out: Path, stage: str, artifact_id: str, config, upstream: list[Artifact], **fields) -> None:
+        """The manifest of an artifact of this dataset: ``config`` (a pydantic model, dumped as JSON), the upstream
+        artifacts and the dataset's input hashes; ``fields`` (shapes, seed, summary) as ``write_manifest`` takes them."""
+        write_manifest(
+            out,
+            stage=stage,
+            artifact_id=artifact_id,
+            dataset=self.key,
+            config=config.model_dump(mode="json"),
+            upstream=upstream,
+            inputs=self.dataset.input_hashes(),
+            **fields,
+        )
 
 
 def open_context(dataset: str, workdir: Path, data_root: Path | None = None, *, force: bool = False, progress: bool = False) -> StageContext:

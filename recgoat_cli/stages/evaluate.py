@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from recgoat_cli.artifacts.manifest import compute_artifact_id
-from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.artifacts.store import Artifact
 from recgoat_cli.config import EvalConfig
 from recgoat_cli.limits import check_evaluation
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
@@ -28,17 +28,17 @@ def masked_splits(split: str, mask: str = "train+valid") -> tuple[str, ...]:
     return tuple(s for s in mask.split("+") if s != split)
 
 
-def rank_metrics(ctx: StageContext, config: EvalConfig, trained: Artifact) -> dict:
+def evaluate_trained(ctx: StageContext, config: EvalConfig, trained: Artifact) -> dict:
     """The split's metrics; under torchrun each rank ranks a share of the users (``eval/sharded.py``)."""
     import torch
 
-    from recgoat_cli.eval.sharded import ranking_metrics
+    from recgoat_cli.eval.sharded import evaluate_ranking_sharded
 
     device = resolve_device(config.device)
     users, items = (torch.from_numpy(a).to(device) for a in load_embeddings(trained))
     truth = split_csr(ctx.dataset, config.split)
     exclude = split_csr(ctx.dataset, *masked_splits(config.split, config.mask))
-    metrics, n_users = ranking_metrics(users, items, truth, exclude, ks=list(config.ks), metrics=list(config.metrics), batch_size=config.batch_size)
+    metrics, n_users = evaluate_ranking_sharded(users, items, truth, exclude, ks=list(config.ks), metrics=list(config.metrics), batch_size=config.batch_size)
     return {"metrics": metrics, "n_users": n_users}
 
 
@@ -47,21 +47,11 @@ def run_evaluate(ctx: StageContext, config: EvalConfig, trained: Artifact) -> tu
     artifact_id = compute_artifact_id(STAGE, config.semantic_dump(), [trained.id], ctx.dataset.input_hashes())
     if (cached := ctx.cached(STAGE, artifact_id)) is not None:
         return cached, True
-    result = rank_metrics(ctx, config, trained)
+    result = evaluate_trained(ctx, config, trained)
     result.update({"split": config.split, "mask": "+".join(masked_splits(config.split, config.mask)), "model": trained.manifest.config.get("model"), "train_artifact": trained.id})
 
     def write(out) -> None:
         (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        write_manifest(
-            out,
-            stage=STAGE,
-            artifact_id=artifact_id,
-            dataset=ctx.key,
-            config=config.model_dump(mode="json"),
-            upstream=[trained],
-            inputs=ctx.dataset.input_hashes(),
-            seed=trained.manifest.seed,
-            summary=result,
-        )
+        ctx.write_manifest(out, STAGE, artifact_id, config, [trained], seed=trained.manifest.seed, summary=result)
 
     return ctx.publish(STAGE, artifact_id, write), False

@@ -4,7 +4,7 @@ Files: ``recommendations.parquet`` (or ``.csv``) with columns ``user_id, item_id
 ids from the dataset's id maps, rank from 1), ``user_embeddings.npy`` / ``item_embeddings.npy`` with
 ``user_ids.txt`` / ``item_ids.txt`` naming their rows, and ``lineage.json`` naming the artifacts they came from.
 ``--format torchscript`` writes ``scorer.pt`` instead of the lists: a TorchScript module that a process with
-only ``torch`` loads and asks for the top K of any known user (``recgoat_cli.stages.scorer``).
+only ``torch`` loads and asks for the top K of any known user (``recgoat_cli.export.scorer``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 
 from recgoat_cli.artifacts.manifest import compute_artifact_id
-from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.artifacts.store import Artifact
 from recgoat_cli.config import ExportConfig
 from recgoat_cli.data.dataset import read_id_map
 from recgoat_cli.limits import check_export
@@ -50,7 +50,7 @@ def recommend(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tup
 
 def write_scorer(ctx: StageContext, config: ExportConfig, trained: Artifact, path, user_ids, item_ids, chain: dict) -> None:
     """``scorer.pt``: the embeddings, original ids, the ``--exclude`` splits' CSR and the lineage, scripted."""
-    from recgoat_cli.stages.scorer import build_scorer, save_scorer
+    from recgoat_cli.export.scorer import build_scorer, save_scorer
 
     users, items = load_embeddings(trained)
     splits = EXCLUDED_SPLITS[config.exclude]
@@ -70,7 +70,8 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
     user_ids = read_id_map(dataset.user_map, dataset.n_users)
     item_ids = read_id_map(dataset.item_map, dataset.n_items)
     chain = lineage(trained)
-    with ctx.store.writer(STAGE, artifact_id, force=ctx.force) as out:
+
+    def write(out) -> None:
         if config.format == "torchscript":
             name = "scorer.pt"
             write_scorer(ctx, config, trained, out / name, user_ids, item_ids, chain)
@@ -100,16 +101,6 @@ def run_export(ctx: StageContext, config: ExportConfig, trained: Artifact) -> tu
         (out / "user_ids.txt").write_text("\n".join(user_ids) + "\n", encoding="utf-8")
         (out / "item_ids.txt").write_text("\n".join(item_ids) + "\n", encoding="utf-8")
         (out / "lineage.json").write_text(json.dumps({"dataset": ctx.key, "artifacts": chain}, indent=2) + "\n")
-        write_manifest(
-            out,
-            stage=STAGE,
-            artifact_id=artifact_id,
-            dataset=ctx.key,
-            config=config.model_dump(mode="json"),
-            upstream=[trained],
-            inputs=dataset.input_hashes(),
-            shapes=shapes,
-            seed=trained.manifest.seed,
-            summary={**summary, "lineage": chain},
-        )
-    return ctx.store.get(STAGE, artifact_id), False
+        ctx.write_manifest(out, STAGE, artifact_id, config, [trained], shapes=shapes, seed=trained.manifest.seed, summary={**summary, "lineage": chain})
+
+    return ctx.publish(STAGE, artifact_id, write), False

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from recgoat_cli.artifacts.store import Artifact, write_manifest
+from recgoat_cli.artifacts.store import Artifact
 from recgoat_cli.config import TrainConfig
 from recgoat_cli.stages.common import StageContext, split_csr
 
@@ -44,7 +44,7 @@ def run_late_fusion(
 ) -> Artifact:
     import torch
 
-    from recgoat_cli.eval.sharded import ranking_metrics
+    from recgoat_cli.eval.sharded import evaluate_ranking_sharded
     from recgoat_cli.model.late_fusion import centred_unit_rows, choose_weights, content_user_rows, fused_tables
     from recgoat_cli.stages.embed import load_modalities
     from recgoat_cli.stages.train import load_embeddings, run_train
@@ -65,7 +65,7 @@ def run_late_fusion(
 
     def valid_score(weights: list[float]) -> float:
         users, items = fused_tables(rankers, [1.0] + weights)
-        metrics, _ = ranking_metrics(users, items, valid, (train_indptr, train_indices), ks=[int(k)], metrics=[metric])
+        metrics, _ = evaluate_ranking_sharded(users, items, valid, (train_indptr, train_indices), ks=[int(k)], metrics=[metric])
         log(f"late fusion: weights {dict(zip(names, weights))}: valid {config.val_metric} {metrics[config.val_metric]:.4f}")
         return metrics[config.val_metric]
 
@@ -76,14 +76,12 @@ def run_late_fusion(
     def write(out) -> None:
         np.save(out / "user_embeddings.npy", users.numpy())
         np.save(out / "item_embeddings.npy", items.numpy())
-        write_manifest(
+        ctx.write_manifest(
             out,
-            stage=STAGE,
-            artifact_id=artifact_id,
-            dataset=ctx.key,
-            config=config.model_dump(mode="json"),
-            upstream=[graph, embed, base],
-            inputs=dataset.input_hashes(),
+            STAGE,
+            artifact_id,
+            config,
+            [graph, embed, base],
             shapes={"user_embeddings.npy": list(users.shape), "item_embeddings.npy": list(items.shape)},
             seed=config.seed,
             summary={

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -23,11 +24,11 @@ from typing import Callable, Iterator
 import numpy as np
 
 from recgoat_cli.artifacts.manifest import compute_artifact_id
-from recgoat_cli.artifacts.store import Artifact, write_failure, write_manifest
+from recgoat_cli.artifacts.store import Artifact, ArtifactWriteError, write_failure
 from recgoat_cli.config import TrainConfig
 from recgoat_cli.errors import UserError
 from recgoat_cli.limits import check_training
-from recgoat_cli.stages.build_graph import load_sparse, load_train_edges
+from recgoat_cli.stages.build_graph import load_sparse, load_train_edges, neighbour_count_from
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
 
 STAGE = "train"
@@ -149,6 +150,28 @@ def graph_tensors(config: TrainConfig, graph: Artifact, embed: Artifact | None =
 
 
 @contextmanager
+def linked_into(source: Path, target: Path) -> Iterator[None]:
+    """Give the entries of ``source`` a second name in ``target`` for the body (the artifact being written).
+
+    Hard links, so ``source`` keeps its checkpoint for ``--resume`` until the artifact is committed, whatever
+    fails before; on a filesystem without hard links an entry is moved instead, and moved back if the body fails.
+    """
+    moved = []
+    try:
+        for entry in sorted(source.iterdir()):
+            try:
+                os.link(entry, target / entry.name)
+            except OSError:
+                os.replace(entry, target / entry.name)
+                moved.append(entry.name)
+        yield
+    except BaseException:
+        for name in moved:
+            os.replace(target / name, source / name)
+        raise
+
+
+@contextmanager
 def write_failures_keep_checkpoint(work_dir: Path) -> Iterator[None]:
     """A failed write (a full disk) while training becomes a ``UserError``; the resumable state stays.
 
@@ -159,7 +182,8 @@ def write_failures_keep_checkpoint(work_dir: Path) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        reason = write_failure(exc, work_dir.parent)
+        # the store's writer has already removed its folder and words its own sentence: keep only its reason
+        reason = exc.reason if isinstance(exc, ArtifactWriteError) else write_failure(exc, work_dir.parent)
         if reason is None:
             raise
         for partial in work_dir.glob("*.tmp-*"):
@@ -225,9 +249,11 @@ def freedom_tensors(config: TrainConfig, graph: Artifact, embed: Artifact) -> di
     features = {name: torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32)) for name, matrix in items.items()}
     weights = modality_mix_weights(list(features), config.freedom_image_weight)
     train_users, train_items = load_train_edges(graph)
+    with neighbour_count_from("--freedom-knn-k"):
+        item_item = frozen_item_graph(list(features.values()), weights, config.freedom_knn_k)
     return {
         **{f"feat:{name}": matrix for name, matrix in features.items()},
-        "item_item": frozen_item_graph(list(features.values()), weights, config.freedom_knn_k),
+        "item_item": item_item,
         "ui_pairs": torch.from_numpy(np.stack([train_users, train_items]).astype(np.int64)),
     }
 
@@ -286,7 +312,7 @@ def run_train(
 
     from recgoat_cli import distributed
     from recgoat_cli.data.sampling import NegativeSampler
-    from recgoat_cli.eval.sharded import ranking_metrics
+    from recgoat_cli.eval.sharded import evaluate_ranking_sharded
     from recgoat_cli.model.registry import build_model
     from recgoat_cli.train.loop import BEST, TrainSettings, fit, load_checkpoint
 
@@ -337,7 +363,7 @@ def run_train(
 
         def validate(m) -> dict[str, float]:
             out = m({k: v.to(device) for k, v in tensors.items()})
-            metrics, _ = ranking_metrics(
+            metrics, _ = evaluate_ranking_sharded(
                 out.users.detach().float(), out.items.detach().float(), (valid_indptr, valid_indices), (train_indptr, train_indices),
                 ks=[int(k)], metrics=[metric],
             )
@@ -352,44 +378,46 @@ def run_train(
         result = fit(model, tensors, sampler, validate, settings, work_dir, extra, resume=resumable, progress=ctx.progress, on_epoch=on_epoch)
         if result.best_epoch == 0:
             raise UserError(f"training produced no validation score for {config.val_metric}; check the valid split.")
-        if not main:
-            distributed.barrier()  # rank 0 writes the artifact
-            return ctx.store.get(STAGE, artifact_id, verify=False), False
-
-        best = load_checkpoint(work_dir / BEST)
-        model.load_state_dict(best["state_dict"])
-        model.eval()
-        with torch.no_grad():
-            out = model({k: v.to(device) for k, v in tensors.items()})
-        np.save(work_dir / "user_embeddings.npy", out.users.detach().float().cpu().numpy())
-        np.save(work_dir / "item_embeddings.npy", out.items.detach().float().cpu().numpy())
+        if main:
+            best = load_checkpoint(work_dir / BEST)
+            model.load_state_dict(best["state_dict"])
+            model.eval()
+            with torch.no_grad():
+                out = model({k: v.to(device) for k, v in tensors.items()})
         epoch_seconds = [r["train_seconds"] for r in result.history if "train_seconds" in r]
-        write_manifest(
-            work_dir,
-            stage=STAGE,
-            artifact_id=artifact_id,
-            dataset=ctx.key,
-            config=config.model_dump(mode="json"),
-            upstream=[graph] + ([embed] if embed is not None else []),
-            inputs=dataset.input_hashes(),
-            shapes={"user_embeddings.npy": list(out.users.shape), "item_embeddings.npy": list(out.items.shape)},
-            seed=config.seed,
-            summary={
-                "model": config.model,
-                "model_args": args,
-                "best_epoch": result.best_epoch,
-                "best_valid": result.best_metrics,
-                "epochs_run": result.epochs_run,
-                "stopped_early": result.stopped_early,
-                "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
-                "device": str(device),
-                "world_size": world,
-                **({"fusion_weights": model.fusion_weights()} if hasattr(model, "fusion_weights") else {}),
-            },
-        )
-        ctx.store.commit(work_dir, STAGE, artifact_id, force=True)
-    distributed.barrier()
-    return ctx.store.get(STAGE, artifact_id), False
+
+        def write(folder: Path) -> None:
+            # the checkpoints and the log are part of the artifact; a failed write leaves them for --resume
+            with linked_into(work_dir, folder):
+                np.save(folder / "user_embeddings.npy", out.users.detach().float().cpu().numpy())
+                np.save(folder / "item_embeddings.npy", out.items.detach().float().cpu().numpy())
+                ctx.write_manifest(
+                    folder,
+                    STAGE,
+                    artifact_id,
+                    config,
+                    [graph] + ([embed] if embed is not None else []),
+                    shapes={"user_embeddings.npy": list(out.users.shape), "item_embeddings.npy": list(out.items.shape)},
+                    seed=config.seed,
+                    summary={
+                        "model": config.model,
+                        "model_args": args,
+                        "best_epoch": result.best_epoch,
+                        "best_valid": result.best_metrics,
+                        "epochs_run": result.epochs_run,
+                        "stopped_early": result.stopped_early,
+                        "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
+                        "device": str(device),
+                        "world_size": world,
+                        **({"fusion_weights": model.fusion_weights()} if hasattr(model, "fusion_weights") else {}),
+                    },
+                )
+
+        # force: a --resume run replaces an artifact of the same id that another run finished meanwhile
+        artifact = ctx.publish(STAGE, artifact_id, write, force=True)
+        if main:
+            shutil.rmtree(work_dir, ignore_errors=True)  # its files live on in the artifact
+    return artifact, False
 
 
 SEED_GROUP = "latest-seeds"

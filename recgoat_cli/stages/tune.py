@@ -151,11 +151,12 @@ def run_tune(
     rows = [{k: v for k, v in t.items() if k != "_artifact"} | {"chosen": t is chosen} for t in trials]
     upstream_ids = [t["train_artifact"] for t in trials] + [evaluated.id]
     artifact_id = compute_artifact_id(STAGE, {"grid": grid, "search": search, "budget": budget, "seed": search_seed, "base": base.semantic_dump()}, upstream_ids, ctx.dataset.input_hashes())
-    with ctx.store.writer(STAGE, artifact_id, force=True) as out:
+    chosen_row = next(r for r in rows if r["chosen"])
+
+    def write(out) -> None:
         frame = pl.DataFrame(rows)
         frame.write_csv(out / "trials.csv")
         frame.write_parquet(out / "trials.parquet")
-        chosen_row = next(r for r in rows if r["chosen"])
         (out / "chosen.json").write_text(json.dumps({"trial": chosen_row, "test": test_metrics, "evaluate_artifact": evaluated.id}, indent=2, default=str) + "\n")
         (out / "results.md").write_text(results_markdown(rows, metric_column, chosen_row, test_metrics), encoding="utf-8")
         write_manifest(
@@ -164,7 +165,8 @@ def run_tune(
             upstream=[graph, evaluated], inputs=ctx.dataset.input_hashes(),
             summary={"trials": len(rows), "chosen": chosen_row, "test": test_metrics},
         )
-    return ctx.store.get(STAGE, artifact_id), {"trials": rows, "chosen": chosen_row, "test": test_metrics}
+
+    return ctx.publish(STAGE, artifact_id, write, force=True), {"trials": rows, "chosen": chosen_row, "test": test_metrics}
 
 
 def results_markdown(rows: list[dict], metric_column: str, chosen: dict, test: dict) -> str:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from recgoat_cli.cli.app import app
 from recgoat_cli.errors import GateFailure, UserError
-from recgoat_cli.stages.gates import Gate, check_gates, gate_results, parse_gates
+from recgoat_cli.eval.gates import Gate, check_gates, gate_results, parse_gates
 
 METRICS = ("recall", "ndcg", "precision", "hit", "map")
 runner = CliRunner()

@@ -8,7 +8,6 @@ import torch
 
 from recgoat_cli.eval.ranker import (
     RankingResult,
-    _grouped_topk_block,
     csr_from_pairs,
     evaluate_ranking,
     rank_users,
@@ -291,21 +290,6 @@ def test_all_tied_scores_on_a_large_catalogue_give_the_lowest_candidate_ids() ->
     indptr, indices = csr_from_pairs(np.array([0, 0, 1]), np.array([0, 2, 1]), n_users=3, n_items=1000)
     _, ids = topk_scores(torch.zeros(3, 4), torch.zeros(1000, 4), indptr, indices, torch.arange(3), 5)
     assert ids.tolist() == [[1, 3, 4, 5, 6], [0, 2, 3, 4, 5], [0, 1, 2, 3, 4]]
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_grouped_topk_block_treats_negative_zero_as_zero(dtype: torch.dtype) -> None:
-    # A BLAS product rarely yields -0.0, so the block ranker gets the scores directly. 12 groups of 32;
-    # group maxima 0, 0, -1, ...: groups 0 and 1 are ranked. -0.0 == 0.0, so item 5 (-0.0) ranks before 40, 41.
-    scores = torch.full((2, 384), -1.0, dtype=dtype)
-    scores[0, [5, 40, 41]] = torch.tensor([-0.0, 0.0, 0.0], dtype=dtype)
-    scores[1, [5, 40, 41]] = torch.tensor([0.0, -0.0, -0.0], dtype=dtype)
-    scores[1, 300] = float("-inf")
-
-    values, ids = _grouped_topk_block(scores, k=2, width=32)
-
-    assert ids.tolist() == [[5, 40], [5, 40]]
-    assert values.tolist() == [[0.0, 0.0], [0.0, 0.0]]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recgoat_cli.eval.ranker import csr_from_pairs, evaluate_ranking
-from recgoat_cli.eval.sharded import csr_row_range, ranking_metrics
+from recgoat_cli.eval.sharded import csr_row_range, evaluate_ranking_sharded
 
 
 def test_csr_row_range_empties_the_other_rows():
@@ -36,6 +36,6 @@ def test_one_process_is_evaluate_ranking():
     g = torch.Generator().manual_seed(1)
     users, items = torch.randn(8, 4, generator=g), torch.randn(9, 4, generator=g)
     truth = csr_from_pairs(np.array([0, 2, 2, 5, 7]), np.array([1, 3, 4, 0, 8]), 8, 9)
-    metrics, n_users = ranking_metrics(users, items, truth, None, ks=[3, 5])
+    metrics, n_users = evaluate_ranking_sharded(users, items, truth, None, ks=[3, 5])
     expected = evaluate_ranking(users, items, *truth, None, None, ks=[3, 5])
     assert metrics == expected.metrics and n_users == expected.n_users == 4

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from recgoat_cli.errors import UserError
 from recgoat_cli.graphs.item_knn import (
+    NeighbourCountError,
     blockwise_topk_cosine,
-    exact_topk,
     knn_graph,
     tile_side_for_budget,
 )
@@ -176,22 +175,19 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(cuda_values.cpu(), cpu_values)
 
 
-@pytest.mark.parametrize(("n", "k", "exclude_self"), [(5, 5, True), (5, 9, True), (5, 0, True), (5, 6, False), (1, 1, True)])
-def test_bad_k_is_a_user_error_naming_the_flag(n, k, exclude_self):
-    with pytest.raises(UserError, match="--knn-k"):
+@pytest.mark.parametrize(
+    ("n", "k", "exclude_self", "limit"), [(5, 5, True, 4), (5, 9, True, 4), (5, 0, True, 4), (5, 6, False, 5), (1, 1, True, 0)]
+)
+def test_bad_k_is_a_neighbour_count_error(n, k, exclude_self, limit):
+    with pytest.raises(NeighbourCountError) as caught:
         blockwise_topk_cosine(np.ones((n, 3), dtype=np.float32), k, exclude_self=exclude_self)
+    assert (caught.value.k, caught.value.n, caught.value.limit, caught.value.entity) == (k, n, limit, "items")
+    assert "--" not in str(caught.value)  # graph code knows no command-line flags
 
 
 def test_k_equal_to_n_without_exclude_self_is_allowed():
     indices, _ = blockwise_topk_cosine(np.eye(4, dtype=np.float32), 4, exclude_self=False)
     np.testing.assert_array_equal(indices[:, 0], [0, 1, 2, 3])
-
-
-def test_exact_topk_resolves_boundary_ties():
-    scores = torch.tensor([[0.5, 0.9, 0.5, 0.5, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2], [1.0, 0.0, 2.0, 3.0, 4.0]])
-    values, indices = exact_topk(scores, 2)
-    np.testing.assert_array_equal(indices.numpy(), [[1, 0], [0, 1], [4, 3]])
-    np.testing.assert_array_equal(values.numpy(), np.float32([[0.9, 0.5], [0.2, 0.2], [4.0, 3.0]]))
 
 
 # ----------------------------------------------------------------------------------------------- knn_graph

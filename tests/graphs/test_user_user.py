@@ -9,9 +9,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recgoat_cli.errors import UserError
-from recgoat_cli.graphs.item_knn import blockwise_topk_cosine, knn_graph
-from recgoat_cli.graphs.user_user import user_knn_from_co_interaction, user_knn_from_embeddings
+from recgoat_cli.graphs.item_knn import NeighbourCountError, blockwise_topk_cosine, knn_graph
+from recgoat_cli.graphs.user_user import user_knn_from_co_interaction
 
 # u0: {0, 1, 2}, u1: {1, 2}, u2: {2, 3}, u3: {4}; (u0, 1) is repeated and counts once.
 # Shared items: c01 = 2, c02 = 1, c12 = 1, nothing shared with u3. Degrees: 3, 2, 2, 1.
@@ -111,17 +110,19 @@ def test_progress_reaches_all_users():
 
 
 @pytest.mark.parametrize("k", [0, 4, 10])
-def test_bad_k_is_a_user_error(k):
-    with pytest.raises(UserError, match="--user-knn-k" if k == 0 else "--user-knn-k .* users 4"):
+def test_bad_k_is_a_neighbour_count_error(k):
+    with pytest.raises(NeighbourCountError) as caught:
         user_knn_from_co_interaction(TRAIN_USERS, TRAIN_ITEMS, 4, 5, k)
-    with pytest.raises(UserError, match="--user-knn-k"):
-        user_knn_from_embeddings(np.ones((4, 2), dtype=np.float32), k)
+    assert (caught.value.k, caught.value.n, caught.value.limit, caught.value.entity) == (k, 4, 3, "users")
+    with pytest.raises(NeighbourCountError) as caught:
+        blockwise_topk_cosine(np.ones((4, 2), dtype=np.float32), k, entity="users")
+    assert (caught.value.k, caught.value.n, caught.value.limit, caught.value.entity) == (k, 4, 3, "users")
 
 
 @pytest.mark.parametrize("n_users", [3, 25])
-def test_embedding_neighbours_equal_blockwise_cosine(n_users):
+def test_embedding_neighbours_do_not_depend_on_the_block_size(n_users):
     emb = torch.randn(n_users, 6, generator=torch.Generator().manual_seed(n_users))
-    indices, values = user_knn_from_embeddings(emb, 2, block_size=4)
+    indices, values = blockwise_topk_cosine(emb, 2, block_size=4, entity="users")
     expected_indices, expected_values = blockwise_topk_cosine(emb, 2)
     torch.testing.assert_close(indices, expected_indices)
     torch.testing.assert_close(values, expected_values)

@@ -116,3 +116,32 @@ def test_knn_tiles_follow_the_memory_budget_flag(tmp_path):
         sides[budget] = memory["item_knn_tile_side"]
         assert memory["budget_bytes"] == parse_memory_budget(budget) * 2**20
     assert sides == {"16MB": 1024, "64MB": 2048}
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "exclude_self", "sentence"),
+    [
+        (5, 0, True, "--knn-k 0 must be at least 1; pass a positive number of neighbours."),
+        (1, 1, True, "--knn-k 1 asks for neighbours among 1 items; a neighbour graph needs at least 2."),
+        (5, 9, True, "--knn-k 9 must be smaller than the number of items 5; pass --knn-k 4 or less."),
+        (5, 6, False, "--knn-k 6 must be at most the number of items 5; pass --knn-k 5 or less."),
+    ],
+)
+def test_a_bad_neighbour_count_becomes_a_user_error_naming_the_flag(n, k, exclude_self, sentence):
+    from recgoat_cli.graphs.item_knn import blockwise_topk_cosine
+    from recgoat_cli.stages.build_graph import neighbour_count_from
+
+    with pytest.raises(UserError) as caught, neighbour_count_from("--knn-k"):
+        blockwise_topk_cosine(np.ones((n, 3), dtype=np.float32), k, exclude_self=exclude_self)
+    assert str(caught.value) == sentence
+
+
+def test_freedom_knn_k_above_the_catalogue_names_its_flag():
+    import torch
+
+    from recgoat_cli.model.freedom import frozen_item_graph
+    from recgoat_cli.stages.build_graph import neighbour_count_from
+
+    with pytest.raises(UserError) as caught, neighbour_count_from("--freedom-knn-k"):
+        frozen_item_graph([torch.ones(4, 3)], [1.0], 7)
+    assert str(caught.value) == "--freedom-knn-k 7 must be at most the number of items 4; pass --freedom-knn-k 4 or less."

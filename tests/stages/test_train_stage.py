@@ -88,3 +88,27 @@ def test_training_never_reads_the_test_split(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(ctx.dataset, "split", guarded)
     artifact, _ = run_train(ctx, config, graph)
     assert "recall@20" in artifact.manifest.summary["best_valid"]
+
+
+def test_a_failed_artifact_write_keeps_the_training_folder_for_resume(tmp_path):
+    """The train artifact takes the work folder's files through the store's writer; a full disk while writing it
+    (here raised by the body, as np.save would) leaves them all in the work folder and the stage folder clean."""
+    import errno
+
+    from recgoat_cli.artifacts.store import ArtifactStore, ArtifactWriteError
+    from recgoat_cli.stages.train import linked_into
+
+    store = ArtifactStore(tmp_path / "runs", "tiny")
+    work = store.ensure_stage_dir("train") / ".work-abc"
+    work.mkdir()
+    (work / "last.pt").write_bytes(b"checkpoint")
+    (work / "log.jsonl").write_text("{}\n")
+    with pytest.raises(ArtifactWriteError) as caught:
+        with store.writer("train", "abc") as out, linked_into(work, out):
+            assert (out / "last.pt").read_bytes() == b"checkpoint"
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert caught.value.reason == "No space left on device"
+    assert sorted(p.name for p in work.iterdir()) == ["last.pt", "log.jsonl"]
+    assert (work / "last.pt").read_bytes() == b"checkpoint"
+    assert sorted(p.name for p in store.stage_dir("train").iterdir()) == [".work-abc"]
+    assert store.latest_id("train") is None

@@ -17,7 +17,7 @@ from recgoat_cli.eval.ranker import csr_from_pairs, rank_users
 from recgoat_cli.stages.build_graph import run_build_graph
 from recgoat_cli.stages.common import open_context
 from recgoat_cli.stages.export import run_export
-from recgoat_cli.stages.scorer import METADATA_NAME, build_scorer, save_scorer
+from recgoat_cli.export.scorer import METADATA_NAME, build_scorer, save_scorer
 from recgoat_cli.stages.train import run_train
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

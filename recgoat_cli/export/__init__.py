@@ -1,0 +1,1 @@
+"""What the export stage writes besides its tables: the standalone TorchScript scorer (``scorer.py``)."""

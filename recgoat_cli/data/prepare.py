@@ -71,7 +71,7 @@ import numpy as np
 import polars as pl
 
 import recgoat_cli
-from recgoat_cli.data.dataset import IMAGE_SUFFIXES
+from recgoat_cli.data.layout import IMAGE_SUFFIXES
 from recgoat_cli.errors import UserError
 
 logger = logging.getLogger(__name__)

@@ -34,7 +34,8 @@ import numpy as np
 from recgoat_cli.artifacts.manifest import compute_artifact_id, sha256_file, sha256_json
 from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import EmbedConfig
-from recgoat_cli.data.dataset import IMAGE_SUFFIXES, Dataset, first_malformed_line
+from recgoat_cli.data.dataset import Dataset, first_malformed_line
+from recgoat_cli.data.layout import IMAGE_SUFFIXES, IMAGES_DIR, ITEMS_FILE
 from recgoat_cli.errors import UserError
 from recgoat_cli.limits import check_encoder_batch
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
@@ -113,9 +114,9 @@ def input_fingerprint(dataset: Dataset, config: EmbedConfig) -> dict[str, str]:
     """Hashes of everything an embedding depends on: interactions, item table, images, feature files."""
     hashes = dataset.input_hashes()
     if dataset.item_table is not None and config.text_model:
-        hashes["items.tsv"] = sha256_file(dataset.item_table)
+        hashes[ITEMS_FILE] = sha256_file(dataset.item_table)
     if dataset.image_dir is not None and config.image_encoder != "none":
-        hashes["images/"] = sha256_json(
+        hashes[f"{IMAGES_DIR}/"] = sha256_json(
             [(p.name, sha256_file(p)) for p in sorted(dataset.image_dir.iterdir()) if p.is_file()]
         )
     if config.dataset_features:

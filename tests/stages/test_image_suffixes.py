@@ -10,7 +10,7 @@ from PIL import Image
 
 from recgoat_cli.config import EmbedConfig
 from recgoat_cli.data import prepare as prepare_module
-from recgoat_cli.data.dataset import IMAGE_SUFFIXES
+from recgoat_cli.data.layout import IMAGE_SUFFIXES
 from recgoat_cli.data.prepare import PrepareOptions, prepare_dataset
 from recgoat_cli.encoders.descriptor import describe_image
 from recgoat_cli.stages.common import open_context

@@ -1,6 +1,6 @@
 """Turn a raw interaction table into the MMRec dataset layout that the rest of recgoat reads.
 
-``prepare_dataset(source, out, options)`` runs these steps in order; the counts after each go to ``prepare.json``:
+``run_prepare(source, out, options)`` runs these steps in order; the counts after each go to ``prepare.json``:
 
 1. **read** the interactions: CSV / TSV / Parquet (polars, chosen by suffix when ``fmt="auto"``) or a RecBole atomic
    folder ``<x>/`` holding ``<x>.inter`` (a single ``.inter`` file works too). RecBole header fields such as
@@ -77,7 +77,7 @@ from recgoat_cli.errors import UserError
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "PrepareOptions", "prepare_dataset", "read_interactions", "read_item_side_info", "k_core_mask", "split_sizes",
+    "PrepareOptions", "run_prepare", "read_interactions", "read_item_side_info", "k_core_mask", "split_sizes",
     "loo_sizes", "assign_split_labels", "sorted_id_order",
 ]
 
@@ -98,7 +98,7 @@ _INTEGER_ID = re.compile(r"-?\d+")
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """Everything ``prepare_dataset`` can be told; recorded verbatim in ``prepare.json``.
+    """Everything ``run_prepare`` can be told; recorded verbatim in ``prepare.json``.
 
     ``item_text`` is one item table or several merged on the item id (later tables fill in and override earlier
     ones where they have a non-empty value). ``item_text_key`` names the column that holds the original item id:
@@ -149,7 +149,7 @@ class PrepareOptions:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Pure steps: arrays in, arrays out. Tested directly and through prepare_dataset.
+# Pure steps: arrays in, arrays out. Tested directly and through run_prepare.
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -737,7 +737,7 @@ def _counts(users: np.ndarray, items: np.ndarray) -> dict[str, int]:
     return {"interactions": int(len(users)), "users": int(len(np.unique(users))), "items": int(len(np.unique(items)))}
 
 
-def prepare_dataset(source: Path, out: Path, options: PrepareOptions) -> dict[str, Any]:
+def run_prepare(source: Path, out: Path, options: PrepareOptions) -> dict[str, Any]:
     """Read ``source``, filter, remap, split and write the MMRec layout into ``out``; return the ``prepare.json`` dict.
 
     See the module docstring for every rule. Raises ``UserError`` for anything the user can fix; on any error

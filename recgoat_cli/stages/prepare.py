@@ -72,12 +72,22 @@ import polars as pl
 
 import recgoat_cli
 from recgoat_cli.data.layout import IMAGE_SUFFIXES
+from recgoat_cli.data.raw import (
+    DEFAULT_RATING_COL,
+    DEFAULT_TIME_COL,
+    ROW_COLUMN,
+    file_fingerprint,
+    read_interactions,
+    read_raw_table,
+    resolve_format,
+    row_location,
+)
 from recgoat_cli.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "PrepareOptions", "run_prepare", "read_interactions", "read_item_side_info", "k_core_mask", "split_sizes",
+    "PrepareOptions", "run_prepare", "read_item_side_info", "k_core_mask", "split_sizes",
     "loo_sizes", "assign_split_labels", "sorted_id_order",
 ]
 
@@ -89,10 +99,6 @@ ITEMS_FILE = "items.tsv"
 IMAGES_DIR = "images"
 TRAIN, VALID, TEST = 0, 1, 2
 SPLIT_KINDS = ("random", "temporal", "loo")
-FORMATS = ("auto", "csv", "tsv", "parquet", "recbole")
-_DEFAULT_RATING_COL = "rating"
-_DEFAULT_TIME_COL = "timestamp"
-_ROW = "__recgoat_row"  # position of a row in its file; a name no real table uses
 _INTEGER_ID = re.compile(r"-?\d+")
 
 
@@ -109,8 +115,8 @@ class PrepareOptions:
     fmt: str = "auto"
     user_col: str = "user_id"
     item_col: str = "item_id"
-    rating_col: str | None = _DEFAULT_RATING_COL
-    time_col: str | None = _DEFAULT_TIME_COL
+    rating_col: str | None = DEFAULT_RATING_COL
+    time_col: str | None = DEFAULT_TIME_COL
     sep: str | None = None
     rating_threshold: float | None = None
     user_core: int = 0
@@ -248,219 +254,6 @@ def sorted_id_order(original_ids: Sequence[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Reading
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Interactions:
-    """Interactions as read: string ids, optional float ratings / times, and each row's position in the file."""
-
-    path: Path
-    frame: pl.DataFrame  # columns: user, item, [rating], [time], _ROW
-    has_header_line: bool
-    rating_col: str | None
-    time_col: str | None
-    time_was_datetime: bool = False
-
-    def where(self, row: int) -> str:
-        return _row_location(self.path, row, self.has_header_line)
-
-
-def _row_location(path: Path, row: int, has_header_line: bool) -> str:
-    if has_header_line:
-        return f"{path}, line {row + 2}"  # line 1 is the header
-    return f"{path}, row {row + 1}"
-
-
-def _resolve_format(source: Path, fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise UserError(f"--format {fmt!r} is not known; use one of {', '.join(FORMATS)}.")
-    if fmt != "auto":
-        return fmt
-    if source.is_dir():
-        return "recbole"
-    suffix = source.suffix.lower()
-    by_suffix = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
-                 ".inter": "recbole"}
-    if suffix not in by_suffix:
-        raise UserError(
-            f"cannot tell the format of {source} from its suffix {suffix!r}; pass --format csv, tsv, parquet or recbole."
-        )
-    return by_suffix[suffix]
-
-
-def _recbole_files(source: Path) -> tuple[Path, Path | None]:
-    """The ``.inter`` file of a RecBole atomic dataset and its ``.item`` file when there is one."""
-    if source.is_dir():
-        inter = source / f"{source.name}.inter"
-        if not inter.is_file():
-            found = sorted(p.name for p in source.glob("*.inter"))
-            hint = f" (found {', '.join(found)}; pass that file instead)" if found else ""
-            raise UserError(f"RecBole folder {source} has no {inter.name}{hint}.")
-    else:
-        inter = source
-    item = inter.with_suffix(".item")
-    return inter, item if item.is_file() else None
-
-
-def _strip_recbole_types(columns: Sequence[str]) -> list[str]:
-    return [c.split(":", 1)[0] for c in columns]
-
-
-def _read_text_table(path: Path, separator: str, quoted: bool, recbole: bool, what: str) -> pl.DataFrame:
-    """All-string table from a delimited text file; polars errors become one-sentence UserErrors."""
-    if not path.is_file():
-        raise UserError(f"{what} {path} does not exist; check the path.")
-    if path.stat().st_size == 0:
-        raise UserError(f"{what} {path} is empty; it needs a header line and at least one row.")
-    try:
-        frame = pl.read_csv(
-            path,
-            separator=separator,
-            has_header=True,
-            infer_schema=False,
-            quote_char='"' if quoted else None,
-            truncate_ragged_lines=False,
-        )
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(
-            f"cannot read {what} {path} as {'RecBole atomic' if recbole else 'delimited'} text with separator "
-            f"{separator!r} ({first_line}); check the file or pass --sep."
-        ) from error
-    if recbole:
-        frame.columns = _strip_recbole_types(frame.columns)
-    return frame
-
-
-def _read_raw_table(path: Path, fmt: str, sep: str | None, what: str) -> tuple[pl.DataFrame, bool]:
-    """(table, has_header_line) for an interaction or item table in csv/tsv/parquet/recbole format."""
-    if fmt == "parquet":
-        if sep is not None:
-            raise UserError(f"--sep applies to CSV/TSV/RecBole text, not to the Parquet file {path}; drop --sep.")
-        if not path.is_file():
-            raise UserError(f"{what} {path} does not exist; check the path.")
-        try:
-            return pl.read_parquet(path), False
-        except (pl.exceptions.PolarsError, OSError) as error:
-            raise UserError(f"cannot read {what} {path} as Parquet ({error}); check the file or pass --format.") from error
-    default_sep = {"csv": ",", "tsv": "\t", "recbole": "\t"}[fmt]
-    separator = sep if sep is not None else default_sep
-    if len(separator) != 1:
-        raise UserError(f"--sep must be a single character, got {separator!r}.")
-    # CSV follows the quoting rules; TSV and RecBole files carry raw text, where a lone quote is just a character.
-    frame = _read_text_table(path, separator, quoted=fmt == "csv", recbole=fmt == "recbole", what=what)
-    return frame, True
-
-
-def _require_column(frame: pl.DataFrame, column: str, path: Path, flag: str) -> None:
-    if column not in frame.columns:
-        raise UserError(
-            f"{path} has no column {column!r} (columns: {', '.join(frame.columns)}); pass {flag} with one of them."
-        )
-
-
-def _string_ids(frame: pl.DataFrame, column: str, where: Callable[[int], str], what: str) -> pl.Series:
-    series = frame[column]
-    if series.dtype != pl.String:
-        series = series.cast(pl.String)
-    series = series.str.strip_chars()
-    empty = series.is_null() | (series == "")
-    if empty.any():
-        row = int(empty.arg_max())
-        raise UserError(f"{where(row)}: column {column!r} has an empty {what}; every interaction needs one.")
-    return series
-
-
-def _numeric_column(frame: pl.DataFrame, column: str, where: Callable[[int], str], what: str,
-                    allow_datetime: bool) -> tuple[np.ndarray, bool]:
-    """float64 values of a rating/time column and whether they were parsed from datetimes."""
-    series = frame[column]
-    if series.dtype.is_temporal() and allow_datetime:
-        seconds = series.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
-        missing = seconds.is_null()
-        if missing.any():
-            raise UserError(f"{where(int(missing.arg_max()))}: column {column!r} has an empty {what}; fill it in.")
-        return seconds.to_numpy(), True
-    if series.dtype == pl.String:
-        text = series.str.strip_chars()
-        missing = text.is_null() | (text == "")
-        if missing.any():
-            raise UserError(f"{where(int(missing.arg_max()))}: column {column!r} has an empty {what}; fill it in.")
-        numbers = text.cast(pl.Float64, strict=False)
-        bad = numbers.is_null() | numbers.is_nan()
-        if bad.any() and allow_datetime and bad.all():
-            parsed = text.str.to_datetime(strict=False, time_unit="us")
-            if parsed.is_not_null().all():
-                return (parsed.dt.epoch("us").cast(pl.Float64) / 1e6).to_numpy(), True
-        if bad.any():
-            row = int(bad.arg_max())
-            raise UserError(
-                f"{where(row)}: column {column!r} holds {text[row]!r}, not a number; every {what} must be numeric."
-            )
-        return numbers.to_numpy(), False
-    if series.dtype.is_numeric():
-        numbers = series.cast(pl.Float64)
-        bad = numbers.is_null() | numbers.is_nan()
-        if bad.any():
-            raise UserError(f"{where(int(bad.arg_max()))}: column {column!r} has an empty {what}; fill it in.")
-        return numbers.to_numpy(), False
-    raise UserError(f"column {column!r} has type {series.dtype}; a {what} must be a number.")
-
-
-def _optional_column(frame: pl.DataFrame, column: str | None, default: str, path: Path, flag: str) -> str | None:
-    """The column to use, or None: a default-named column may be absent; an explicitly named one must exist."""
-    if column is None:
-        return None
-    if column in frame.columns:
-        return column
-    if column == default:
-        return None
-    _require_column(frame, column, path, flag)
-    return None  # unreachable: _require_column raised
-
-
-def read_interactions(source: Path, options: PrepareOptions) -> tuple[_Interactions, Path | None]:
-    """Interactions of ``source`` and, for RecBole input, its ``.item`` file when there is one."""
-    if not source.exists():
-        raise UserError(f"interaction source {source} does not exist; check the path.")
-    fmt = _resolve_format(source, options.fmt)
-    recbole_item = None
-    path = source
-    if fmt == "recbole":
-        path, recbole_item = _recbole_files(source)
-    elif source.is_dir():
-        raise UserError(f"{source} is a folder; pass the interaction file itself, or --format recbole for a RecBole folder.")
-    raw, has_header = _read_raw_table(path, fmt, options.sep, "interaction file")
-    if raw.height == 0:
-        raise UserError(f"interaction file {path} has a header but no rows; it needs at least one interaction.")
-    _require_column(raw, options.user_col, path, "--user-col")
-    _require_column(raw, options.item_col, path, "--item-col")
-    if options.item_col == options.user_col:
-        raise UserError(f"--user-col and --item-col both name {options.user_col!r}; they must be different columns.")
-    rating_col = _optional_column(raw, options.rating_col, _DEFAULT_RATING_COL, path, "--rating-col")
-    time_col = _optional_column(raw, options.time_col, _DEFAULT_TIME_COL, path, "--time-col")
-
-    def where(row: int) -> str:
-        return _row_location(path, row, has_header)
-
-    columns = {
-        "user": _string_ids(raw, options.user_col, where, "user id"),
-        "item": _string_ids(raw, options.item_col, where, "item id"),
-    }
-    time_was_datetime = False
-    if rating_col is not None:
-        columns["rating"] = pl.Series(_numeric_column(raw, rating_col, where, "rating", allow_datetime=False)[0])
-    if time_col is not None:
-        times, time_was_datetime = _numeric_column(raw, time_col, where, "timestamp", allow_datetime=True)
-        columns["time"] = pl.Series(times)
-    columns[_ROW] = pl.Series(np.arange(raw.height, dtype=np.int64))
-    frame = pl.DataFrame(columns)
-    return _Interactions(path, frame, has_header, rating_col, time_col, time_was_datetime), recbole_item
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Item side information
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -515,12 +308,12 @@ def _item_table_rows(path: Path) -> tuple[list[str], list[dict[str, str]], Calla
             "use .csv, .tsv, .json, .jsonl, .parquet or a RecBole .item file."
         )
     # Each item table is read with its own format's separator: --sep describes the interaction file only.
-    frame, has_header = _read_raw_table(path, by_suffix[suffix], None, "item side-info file")
+    frame, has_header = read_raw_table(path, by_suffix[suffix], None, "item side-info file")
     if frame.height == 0:
         raise UserError(f"item side-info file {path} has a header but no rows.")
     frame = frame.with_columns(pl.all().cast(pl.String))
     rows = [{k: ("" if v is None else v) for k, v in row.items()} for row in frame.iter_rows(named=True)]
-    return list(frame.columns), rows, lambda row: _row_location(path, row, has_header)
+    return list(frame.columns), rows, lambda row: row_location(path, row, has_header)
 
 
 def _table_key(path: Path, columns: Sequence[str], explicit: str | None, item_col: str) -> str:
@@ -576,7 +369,7 @@ def read_item_side_info(
             warnings.warn(f"{path}: {duplicates} rows repeat an item id already seen in that file; kept the first.",
                           stacklevel=2)
         report.append({"path": str(path), "key": key, "rows": len(rows), "duplicate_ids_skipped": duplicates,
-                       **_file_fingerprint(path)})
+                       **file_fingerprint(path)})
     return columns, merged, report
 
 
@@ -595,10 +388,6 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _file_fingerprint(path: Path) -> dict[str, Any]:
-    return {"sha256": _sha256_file(path), "bytes": path.stat().st_size}
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -755,14 +544,17 @@ def run_prepare(source: Path, out: Path, options: PrepareOptions) -> dict[str, A
     if options.images is not None and not options.images.is_dir():
         raise UserError(f"image folder {options.images} does not exist or is not a folder; check --images.")
 
-    interactions, recbole_item = read_interactions(source, options)
+    interactions, recbole_item = read_interactions(
+        source, fmt=options.fmt, sep=options.sep, user_col=options.user_col, item_col=options.item_col,
+        rating_col=options.rating_col, time_col=options.time_col,
+    )
     frame = interactions.frame
     has_rating = interactions.rating_col is not None
     has_time = interactions.time_col is not None
     if options.rating_threshold is not None and not has_rating:
         raise UserError(
             f"--rating-threshold needs a rating column, but {interactions.path} has no {options.rating_col!r} "
-            f"(columns were read as: {', '.join(c for c in frame.columns if c != _ROW)}); pass --rating-col."
+            f"(columns were read as: {', '.join(c for c in frame.columns if c != ROW_COLUMN)}); pass --rating-col."
         )
     if options.split == "temporal" and not has_time:
         raise UserError(
@@ -773,7 +565,7 @@ def run_prepare(source: Path, out: Path, options: PrepareOptions) -> dict[str, A
     # Codes in string order for the filtering steps; the final ids are assigned after filtering.
     user_codes = frame["user"].rank("dense").cast(pl.Int64).to_numpy() - 1
     item_codes = frame["item"].rank("dense").cast(pl.Int64).to_numpy() - 1
-    rows = frame[_ROW].to_numpy()
+    rows = frame[ROW_COLUMN].to_numpy()
     times = frame["time"].to_numpy() if has_time else None
     ratings = frame["rating"].to_numpy() if has_rating else None
     steps: list[dict[str, Any]] = [{"step": "read", **_counts(user_codes, item_codes)}]
@@ -876,8 +668,8 @@ def run_prepare(source: Path, out: Path, options: PrepareOptions) -> dict[str, A
         keys_per_table = [key_option] * len(item_text_paths)
 
     source_report: dict[str, Any] = {
-        "interactions": {"path": str(interactions.path), "format": _resolve_format(source, options.fmt),
-                         **_file_fingerprint(interactions.path)},
+        "interactions": {"path": str(interactions.path), "format": resolve_format(source, options.fmt),
+                         **file_fingerprint(interactions.path)},
     }
 
     out.parent.mkdir(parents=True, exist_ok=True)

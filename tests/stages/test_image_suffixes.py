@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from recgoat_cli.config import EmbedConfig
-from recgoat_cli.stages import prepare as prepare_module
+from recgoat_cli.data import side_info
 from recgoat_cli.data.layout import IMAGE_SUFFIXES
 from recgoat_cli.stages.prepare import PrepareOptions, run_prepare
 from recgoat_cli.encoders.descriptor import describe_image
@@ -21,7 +21,7 @@ COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (200, 30
 
 
 def test_prepare_and_embed_share_one_suffix_list():
-    assert prepare_module.IMAGE_SUFFIXES is IMAGE_SUFFIXES
+    assert side_info.IMAGE_SUFFIXES is IMAGE_SUFFIXES  # the images prepare copies
     assert {".gif", ".bmp", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp"} <= set(IMAGE_SUFFIXES)
 
 

@@ -13,16 +13,9 @@ import polars as pl
 import pytest
 
 import recgoat_cli
-from recgoat_cli.stages.prepare import (
-    PrepareOptions,
-    assign_split_labels,
-    k_core_mask,
-    loo_sizes,
-    run_prepare,
-    sorted_id_order,
-    split_sizes,
-)
+from recgoat_cli.data.split import assign_split_labels, k_core_mask, loo_sizes, sorted_id_order, split_sizes
 from recgoat_cli.errors import UserError
+from recgoat_cli.stages.prepare import PrepareOptions, run_prepare
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 

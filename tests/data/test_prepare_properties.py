@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from recgoat_cli.stages.prepare import PrepareOptions, run_prepare, split_sizes
+from recgoat_cli.data.split import split_sizes
 from recgoat_cli.errors import UserError
+from recgoat_cli.stages.prepare import PrepareOptions, run_prepare
 
 interaction = st.tuples(
     st.integers(0, 6),  # user

@@ -20,12 +20,14 @@ from recgoat_cli.data.layout import (
     FEATURE_SUFFIX,
     IMAGES_DIR,
     INTER_SUFFIX,
+    ITEM_COLUMN,
     ITEM_MAPPING_FILE,
     ITEMS_FILE,
     REQUIRED_COLUMNS,
     SPLIT_COLUMN,
     SPLITS,
     TIMESTAMP_COLUMN,
+    USER_COLUMN,
     USER_MAPPING_FILE,
     inter_file_name,
 )
@@ -199,8 +201,8 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
     frame = _read_inter(inter)
     if frame.height == 0:
         raise UserError(f"{inter} has a header but no interactions.")
-    users = _integer_column(frame, inter, "userID")
-    items = _integer_column(frame, inter, "itemID")
+    users = _integer_column(frame, inter, USER_COLUMN)
+    items = _integer_column(frame, inter, ITEM_COLUMN)
     labels = _integer_column(frame, inter, SPLIT_COLUMN)
     unknown = np.flatnonzero(~np.isin(labels, (0, 1, 2)))
     if len(unknown):
@@ -214,8 +216,8 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
     n_users = _count_rows(user_map) if user_map is not None else 0
     n_items = _count_rows(item_map) if item_map is not None else 0
     # before any array is sized by an id: a hostile id (10^12) must be an error here, not an allocation
-    check_id_range(inter, "userID", users, frame.height, user_map, n_users)
-    check_id_range(inter, "itemID", items, frame.height, item_map, n_items)
+    check_id_range(inter, USER_COLUMN, users, frame.height, user_map, n_users)
+    check_id_range(inter, ITEM_COLUMN, items, frame.height, item_map, n_items)
     n_users = max(n_users, int(users.max()) + 1)
     n_items = max(n_items, int(items.max()) + 1)
 
@@ -229,8 +231,8 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
             "keep each (user, item) once (recgoat prepare deduplicates)."
         )
 
-    _check_contiguous(inter, "userID", users, n_users, user_map)
-    _check_contiguous(inter, "itemID", items, n_items, item_map)
+    _check_contiguous(inter, USER_COLUMN, users, n_users, user_map)
+    _check_contiguous(inter, ITEM_COLUMN, items, n_items, item_map)
 
     splits = {s: (users[labels == i], items[labels == i]) for i, s in enumerate(SPLITS)}
     if len(splits["train"][0]) == 0:

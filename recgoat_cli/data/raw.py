@@ -23,6 +23,8 @@ from recgoat_cli.data.layout import INTER_SUFFIX
 from recgoat_cli.errors import UserError
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "recbole")
+DEFAULT_USER_COL = "user_id"
+DEFAULT_ITEM_COL = "item_id"
 DEFAULT_RATING_COL = "rating"
 DEFAULT_TIME_COL = "timestamp"
 ROW_COLUMN = "__recgoat_row"  # position of a row in its file; a name no real table uses

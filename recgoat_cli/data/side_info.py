@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from recgoat_cli.data.layout import IMAGE_SUFFIXES, ITEM_COLUMN
-from recgoat_cli.data.raw import RECBOLE_ITEM_SUFFIX, file_fingerprint, read_raw_table, row_location
+from recgoat_cli.data.raw import DEFAULT_ITEM_COL, RECBOLE_ITEM_SUFFIX, file_fingerprint, read_raw_table, row_location
 from recgoat_cli.errors import UserError
 
 
@@ -89,7 +89,7 @@ def _table_key(path: Path, columns: Sequence[str], explicit: str | None, item_co
                 "pass --item-text-key with one of them."
             )
         return explicit
-    for candidate in (item_col, "item_id"):
+    for candidate in (item_col, DEFAULT_ITEM_COL):
         if candidate in columns:
             return candidate
     raise UserError(

@@ -50,8 +50,10 @@ from recgoat_cli.data.layout import (
     inter_file_name,
 )
 from recgoat_cli.data.raw import (
+    DEFAULT_ITEM_COL,
     DEFAULT_RATING_COL,
     DEFAULT_TIME_COL,
+    DEFAULT_USER_COL,
     ROW_COLUMN,
     file_fingerprint,
     read_interactions,
@@ -77,8 +79,8 @@ class PrepareOptions:
 
     name: str
     fmt: str = "auto"
-    user_col: str = "user_id"
-    item_col: str = "item_id"
+    user_col: str = DEFAULT_USER_COL
+    item_col: str = DEFAULT_ITEM_COL
     rating_col: str | None = DEFAULT_RATING_COL
     time_col: str | None = DEFAULT_TIME_COL
     sep: str | None = None
@@ -143,9 +145,8 @@ def _number_text(values: np.ndarray) -> list[str]:
     return [repr(float(v)) for v in values.tolist()]
 
 
-
-
 def _inter_text(result: SplitInteractions) -> str:
+    """``<name>.inter``: header userID itemID x_label [timestamp] [rating], rows as sorted in ``result``."""
     header = list(REQUIRED_COLUMNS)
     columns_text: list[list[str]] = [
         [str(v) for v in result.users.tolist()], [str(v) for v in result.items.tolist()],

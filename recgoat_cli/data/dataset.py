@@ -26,9 +26,12 @@ from recgoat_cli.data.layout import (
     REQUIRED_COLUMNS,
     SPLIT_COLUMN,
     SPLITS,
+    TEST,
     TIMESTAMP_COLUMN,
+    TRAIN,
     USER_COLUMN,
     USER_MAPPING_FILE,
+    VALID,
     inter_file_name,
 )
 from recgoat_cli.errors import UserError
@@ -204,7 +207,7 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
     users = _integer_column(frame, inter, USER_COLUMN)
     items = _integer_column(frame, inter, ITEM_COLUMN)
     labels = _integer_column(frame, inter, SPLIT_COLUMN)
-    unknown = np.flatnonzero(~np.isin(labels, (0, 1, 2)))
+    unknown = np.flatnonzero(~np.isin(labels, (TRAIN, VALID, TEST)))
     if len(unknown):
         row = int(unknown[0])
         raise UserError(f"{inter} line {row + 2} has x_label {labels[row]}; use 0 (train), 1 (valid) or 2 (test).")
@@ -234,7 +237,7 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
     _check_contiguous(inter, USER_COLUMN, users, n_users, user_map)
     _check_contiguous(inter, ITEM_COLUMN, items, n_items, item_map)
 
-    splits = {s: (users[labels == i], items[labels == i]) for i, s in enumerate(SPLITS)}
+    splits = {s: (users[labels == code], items[labels == code]) for code, s in enumerate(SPLITS)}
     if len(splits["train"][0]) == 0:
         raise UserError(f"{inter} has no train interactions (x_label 0); every model needs a train split.")
     timestamps = None
@@ -242,7 +245,7 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
         import polars as pl
 
         ts = frame[TIMESTAMP_COLUMN].cast(pl.Float64, strict=False).to_numpy()
-        timestamps = {s: ts[labels == i] for i, s in enumerate(SPLITS)}
+        timestamps = {s: ts[labels == code] for code, s in enumerate(SPLITS)}
 
     features = {p.name[: -len(FEATURE_SUFFIX)]: p for p in sorted(root.glob(f"*{FEATURE_SUFFIX}"))}
     images = root / IMAGES_DIR

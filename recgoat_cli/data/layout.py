@@ -15,6 +15,8 @@ A prepared dataset folder ``<root>/`` holds::
 
 from __future__ import annotations
 
+from pathlib import Path
+
 INTER_SUFFIX = ".inter"
 USER_MAPPING_FILE = "u_id_mapping.csv"
 ITEM_MAPPING_FILE = "i_id_mapping.csv"
@@ -39,6 +41,16 @@ SPLITS = ("train", "valid", "test")
 #: The one list of item image suffixes: ``prepare`` copies these, the loader and ``embed`` read them. When one item
 #: has several images (e.g. 12.jpg and 12.png), the first suffix listed wins, everywhere.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+
+def is_preferred_image(candidate: Path, current: Path | None) -> bool:
+    """Whether ``candidate`` replaces ``current`` as an item's image: its suffix comes first in ``IMAGE_SUFFIXES``.
+
+    Both suffixes must be in ``IMAGE_SUFFIXES`` (any case).
+    """
+    if current is None:
+        return True
+    return IMAGE_SUFFIXES.index(candidate.suffix.lower()) < IMAGE_SUFFIXES.index(current.suffix.lower())
 
 
 def inter_file_name(name: str) -> str:

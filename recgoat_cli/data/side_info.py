@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from recgoat_cli.data.layout import IMAGE_SUFFIXES, ITEM_COLUMN
+from recgoat_cli.data.layout import IMAGE_SUFFIXES, ITEM_COLUMN, is_preferred_image
 from recgoat_cli.data.raw import DEFAULT_ITEM_COL, RECBOLE_ITEM_SUFFIX, file_fingerprint, read_raw_table, row_location
 from recgoat_cli.errors import UserError
 
@@ -189,8 +189,7 @@ def copy_images(image_dir: Path, item_original_ids: Sequence[str], target: Path)
         suffix = path.suffix.lower()
         if path.name.startswith(".") or suffix not in IMAGE_SUFFIXES or not path.is_file():
             continue
-        current = by_stem.get(path.stem)
-        if current is None or IMAGE_SUFFIXES.index(suffix) < IMAGE_SUFFIXES.index(current.suffix.lower()):
+        if is_preferred_image(path, by_stem.get(path.stem)):
             by_stem[path.stem] = path
     matched = [(new, by_stem[original]) for new, original in enumerate(item_original_ids) if original in by_stem]
     if not matched:

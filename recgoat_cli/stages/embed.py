@@ -35,7 +35,7 @@ from recgoat_cli.artifacts.manifest import compute_artifact_id, sha256_file, sha
 from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import EmbedConfig
 from recgoat_cli.data.dataset import Dataset, first_malformed_line
-from recgoat_cli.data.layout import IMAGE_SUFFIXES, IMAGES_DIR, ITEM_COLUMN, ITEMS_FILE
+from recgoat_cli.data.layout import IMAGE_SUFFIXES, IMAGES_DIR, ITEM_COLUMN, ITEMS_FILE, is_preferred_image
 from recgoat_cli.errors import UserError
 from recgoat_cli.limits import check_encoder_batch
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
@@ -104,8 +104,7 @@ def image_paths(dataset: Dataset) -> list[Path | None]:
         suffix = path.suffix.lower()
         if suffix in IMAGE_SUFFIXES and path.stem.isdigit() and int(path.stem) < dataset.n_items and not path.name.startswith("."):
             item = int(path.stem)
-            current = paths[item]
-            if current is None or IMAGE_SUFFIXES.index(suffix) < IMAGE_SUFFIXES.index(current.suffix.lower()):
+            if is_preferred_image(path, paths[item]):
                 paths[item] = path
     return paths
 

@@ -1,6 +1,6 @@
 """Tests of recgoat_cli/data/split.py's pure steps: arrays in, arrays out, checked against hand-computed values.
 
-The steps together (split_interactions) are tested through ``run_prepare`` in test_prepare.py.
+The steps together (split_interactions) are tested through ``run_prepare`` in tests/stages/test_prepare.py.
 """
 
 from __future__ import annotations

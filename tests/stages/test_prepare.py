@@ -1,6 +1,6 @@
 """Tests of recgoat_cli/stages/prepare.py: raw interactions -> MMRec layout (filters, splits, id maps, side info).
 
-The pure steps of data/split.py have their own tests in test_split.py."""
+The pure steps of data/split.py have their own tests in tests/data/test_split.py."""
 
 from __future__ import annotations
 

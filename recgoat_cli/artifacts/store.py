@@ -9,6 +9,7 @@ per-artifact lock, so two runs that finish the same artifact at once keep one of
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -196,7 +197,7 @@ class ArtifactStore:
         With ``force`` an existing artifact of the same id is replaced, else it is kept.
         """
         folder = self.ensure_stage_dir(stage)
-        tmp = folder / f"{TEMP_PREFIX}{artifact_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = temp_sibling(folder / artifact_id)
         try:
             tmp.mkdir()
         except OSError as exc:
@@ -226,21 +227,64 @@ class ArtifactStore:
             self._commit_locked(tmp, stage, artifact_id, force=force)
 
     def _commit_locked(self, tmp: Path, stage: str, artifact_id: str, *, force: bool) -> None:
-        folder = self.stage_dir(stage)
-        final = folder / artifact_id
-        if final.exists():
-            if not force and (final / MANIFEST_NAME).is_file():
-                # a concurrent run of the same config finished first: keep its artifact
-                shutil.rmtree(tmp)
-                self.set_latest(stage, artifact_id)
-                return
-            trash = folder / f"{TEMP_PREFIX}old-{artifact_id}-{uuid.uuid4().hex[:8]}"
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        final = self.stage_dir(stage) / artifact_id
+        if final.exists() and not force and (final / MANIFEST_NAME).is_file():
+            # a concurrent run of the same config finished first: keep its artifact
+            shutil.rmtree(tmp)
+            self.set_latest(stage, artifact_id)
+            return
+        move_into_place(tmp, final, replace=True)
         self.set_latest(stage, artifact_id)
+
+
+def temp_sibling(final: Path) -> Path:
+    """A fresh, unused name for the temporary folder that becomes ``final``: hidden, next to it, unique per process."""
+    return final.parent / f"{TEMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def move_into_place(tmp: Path, final: Path, *, replace: bool) -> None:
+    """Rename the finished folder ``tmp`` to ``final`` (same file system), so ``final`` is never half-written.
+
+    An existing ``final`` is swapped out when ``replace`` (moved aside, ``tmp`` renamed in, the old one removed; put
+    back if the rename fails) and otherwise refused with ``FileExistsError``, also when it appears during the rename.
+    """
+    if final.exists():
+        if not replace:
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final))
+        trash = final.parent / f"{TEMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.replace(final, trash)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            os.replace(trash, final)
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+        return
+    try:
+        os.replace(tmp, final)
+    except OSError as error:
+        if final.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final)) from error
+        raise
+
+
+@contextmanager
+def publish_folder(final: Path, *, replace: bool) -> Iterator[Path]:
+    """Yield a fresh temporary folder next to ``final``; when the block finishes it becomes ``final``.
+
+    For outputs outside the artifact store (``recgoat prepare``'s dataset folder). On any exception, including
+    KeyboardInterrupt, the temporary folder is removed and ``final`` is left as it was; ``move_into_place`` says
+    what happens when ``final`` exists.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+        move_into_place(tmp, final, replace=replace)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 #: the free bytes below which a write error without an errno (numpy's "N requested and M written") means a full disk

@@ -41,7 +41,7 @@ def prepare(
 ) -> None:
     """Turn raw interactions into the MMRec dataset layout: filters, k-core, id maps and a seeded split."""
     from recgoat_cli.data.dataset import default_data_root
-    from recgoat_cli.data.prepare import PrepareOptions, prepare_dataset
+    from recgoat_cli.stages.prepare import PrepareOptions, run_prepare
     from recgoat_cli.errors import UserError
 
     if k_core and (user_core is not None or item_core is not None):
@@ -71,7 +71,7 @@ def prepare(
         images=images,
         force=force,
     )
-    summary = prepare_dataset(source, target, options)
+    summary = run_prepare(source, target, options)
     output.info(f"wrote dataset {name} to {target}")
     output.result({"dataset": name, "path": str(target), "summary": summary}, render=lambda p: _render(p))
 

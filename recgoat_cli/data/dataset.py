@@ -3,7 +3,7 @@
 A dataset is a folder holding ``<name>.inter`` (tab separated, header ``userID itemID x_label``, with
 0/1/2 = train/valid/test and ids that are contiguous integers from 0), and optionally ``items.tsv`` (item
 text, header ``itemID`` + columns), ``*_feat.npy`` (precomputed item features, row i = item i), an
-``images/`` folder (``<itemID>.<ext>``, one of ``IMAGE_SUFFIXES``) and ``u_id_mapping.csv`` / ``i_id_mapping.csv`` (original id ->
+``images/`` folder (``<itemID>.<ext>``, one of ``layout.IMAGE_SUFFIXES``) and ``u_id_mapping.csv`` / ``i_id_mapping.csv`` (original id ->
 new id).
 """
 
@@ -16,14 +16,26 @@ from pathlib import Path
 import numpy as np
 
 from recgoat_cli.artifacts.manifest import sha256_file
+from recgoat_cli.data.layout import (
+    FEATURE_SUFFIX,
+    IMAGES_DIR,
+    INTER_SUFFIX,
+    ITEM_COLUMN,
+    ITEM_MAPPING_FILE,
+    ITEMS_FILE,
+    REQUIRED_COLUMNS,
+    SPLIT_COLUMN,
+    SPLITS,
+    TEST,
+    TIMESTAMP_COLUMN,
+    TRAIN,
+    USER_COLUMN,
+    USER_MAPPING_FILE,
+    VALID,
+    inter_file_name,
+)
 from recgoat_cli.errors import UserError
 from recgoat_cli.limits import check_id_range
-
-SPLITS = ("train", "valid", "test")
-REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
-#: The one list of item image suffixes: ``prepare`` copies these, the loader and ``embed`` read them. When one item
-#: has several images (e.g. 12.jpg and 12.png), the first suffix listed wins, everywhere.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 def sample_data_dir() -> Path:
@@ -101,10 +113,10 @@ class Dataset:
 
 
 def find_inter_file(root: Path) -> Path:
-    preferred = root / f"{root.name}.inter"
+    preferred = root / inter_file_name(root.name)
     if preferred.is_file():
         return preferred
-    found = sorted(root.glob("*.inter"))
+    found = sorted(root.glob(f"*{INTER_SUFFIX}"))
     if len(found) == 1:
         return found[0]
     if not found:
@@ -192,23 +204,23 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
     frame = _read_inter(inter)
     if frame.height == 0:
         raise UserError(f"{inter} has a header but no interactions.")
-    users = _integer_column(frame, inter, "userID")
-    items = _integer_column(frame, inter, "itemID")
-    labels = _integer_column(frame, inter, "x_label")
-    unknown = np.flatnonzero(~np.isin(labels, (0, 1, 2)))
+    users = _integer_column(frame, inter, USER_COLUMN)
+    items = _integer_column(frame, inter, ITEM_COLUMN)
+    labels = _integer_column(frame, inter, SPLIT_COLUMN)
+    unknown = np.flatnonzero(~np.isin(labels, (TRAIN, VALID, TEST)))
     if len(unknown):
         row = int(unknown[0])
         raise UserError(f"{inter} line {row + 2} has x_label {labels[row]}; use 0 (train), 1 (valid) or 2 (test).")
 
-    user_map = root / "u_id_mapping.csv"
-    item_map = root / "i_id_mapping.csv"
+    user_map = root / USER_MAPPING_FILE
+    item_map = root / ITEM_MAPPING_FILE
     user_map = user_map if user_map.is_file() else None
     item_map = item_map if item_map.is_file() else None
     n_users = _count_rows(user_map) if user_map is not None else 0
     n_items = _count_rows(item_map) if item_map is not None else 0
     # before any array is sized by an id: a hostile id (10^12) must be an error here, not an allocation
-    check_id_range(inter, "userID", users, frame.height, user_map, n_users)
-    check_id_range(inter, "itemID", items, frame.height, item_map, n_items)
+    check_id_range(inter, USER_COLUMN, users, frame.height, user_map, n_users)
+    check_id_range(inter, ITEM_COLUMN, items, frame.height, item_map, n_items)
     n_users = max(n_users, int(users.max()) + 1)
     n_items = max(n_items, int(items.max()) + 1)
 
@@ -222,22 +234,22 @@ def load_dataset(root: Path, name: str | None = None) -> Dataset:
             "keep each (user, item) once (recgoat prepare deduplicates)."
         )
 
-    _check_contiguous(inter, "userID", users, n_users, user_map)
-    _check_contiguous(inter, "itemID", items, n_items, item_map)
+    _check_contiguous(inter, USER_COLUMN, users, n_users, user_map)
+    _check_contiguous(inter, ITEM_COLUMN, items, n_items, item_map)
 
-    splits = {s: (users[labels == i], items[labels == i]) for i, s in enumerate(SPLITS)}
+    splits = {s: (users[labels == code], items[labels == code]) for code, s in enumerate(SPLITS)}
     if len(splits["train"][0]) == 0:
         raise UserError(f"{inter} has no train interactions (x_label 0); every model needs a train split.")
     timestamps = None
-    if "timestamp" in frame.columns:
+    if TIMESTAMP_COLUMN in frame.columns:
         import polars as pl
 
-        ts = frame["timestamp"].cast(pl.Float64, strict=False).to_numpy()
-        timestamps = {s: ts[labels == i] for i, s in enumerate(SPLITS)}
+        ts = frame[TIMESTAMP_COLUMN].cast(pl.Float64, strict=False).to_numpy()
+        timestamps = {s: ts[labels == code] for code, s in enumerate(SPLITS)}
 
-    features = {p.name[: -len("_feat.npy")]: p for p in sorted(root.glob("*_feat.npy"))}
-    images = root / "images"
-    items_tsv = root / "items.tsv"
+    features = {p.name[: -len(FEATURE_SUFFIX)]: p for p in sorted(root.glob(f"*{FEATURE_SUFFIX}"))}
+    images = root / IMAGES_DIR
+    items_tsv = root / ITEMS_FILE
     return Dataset(
         name=name or root.name,
         root=root,

@@ -34,7 +34,8 @@ import numpy as np
 from recgoat_cli.artifacts.manifest import compute_artifact_id, sha256_file, sha256_json
 from recgoat_cli.artifacts.store import Artifact, write_manifest
 from recgoat_cli.config import EmbedConfig
-from recgoat_cli.data.dataset import IMAGE_SUFFIXES, Dataset, first_malformed_line
+from recgoat_cli.data.dataset import Dataset, first_malformed_line
+from recgoat_cli.data.layout import IMAGE_SUFFIXES, IMAGES_DIR, ITEM_COLUMN, ITEMS_FILE, is_preferred_image
 from recgoat_cli.errors import UserError
 from recgoat_cli.limits import check_encoder_batch
 from recgoat_cli.stages.common import StageContext, resolve_device, split_csr
@@ -59,14 +60,14 @@ def read_item_table(dataset: Dataset):
             n_fields = handle.readline().count(b"\t") + 1
         problem = first_malformed_line(path, n_fields) or f"cannot be read as UTF-8 tab-separated text ({str(exc).splitlines()[0]})"
         raise UserError(f"{path} {problem}; fix that row or regenerate the file with `recgoat prepare`.") from None
-    if "itemID" not in frame.columns:
+    if ITEM_COLUMN not in frame.columns:
         raise UserError(f"{path} has no itemID column (header: {', '.join(frame.columns)}).")
-    ids = frame["itemID"].cast(pl.Int64, strict=False)
+    ids = frame[ITEM_COLUMN].cast(pl.Int64, strict=False)
     if ids.null_count() or (ids >= dataset.n_items).any() or (ids < 0).any():
         raise UserError(f"{path} column itemID holds an id that is not an item of {dataset.inter_file.name}; regenerate it with `recgoat prepare`.")
-    frame = frame.with_columns(ids.alias("itemID")).unique("itemID", keep="first")
-    full = pl.DataFrame({"itemID": np.arange(dataset.n_items, dtype=np.int64)})
-    return full.join(frame, on="itemID", how="left").sort("itemID")
+    frame = frame.with_columns(ids.alias(ITEM_COLUMN)).unique(ITEM_COLUMN, keep="first")
+    full = pl.DataFrame({ITEM_COLUMN: np.arange(dataset.n_items, dtype=np.int64)})
+    return full.join(frame, on=ITEM_COLUMN, how="left").sort(ITEM_COLUMN)
 
 
 def _first(columns: list[str], wanted: tuple[str, ...]) -> str | None:
@@ -103,8 +104,7 @@ def image_paths(dataset: Dataset) -> list[Path | None]:
         suffix = path.suffix.lower()
         if suffix in IMAGE_SUFFIXES and path.stem.isdigit() and int(path.stem) < dataset.n_items and not path.name.startswith("."):
             item = int(path.stem)
-            current = paths[item]
-            if current is None or IMAGE_SUFFIXES.index(suffix) < IMAGE_SUFFIXES.index(current.suffix.lower()):
+            if is_preferred_image(path, paths[item]):
                 paths[item] = path
     return paths
 
@@ -113,9 +113,9 @@ def input_fingerprint(dataset: Dataset, config: EmbedConfig) -> dict[str, str]:
     """Hashes of everything an embedding depends on: interactions, item table, images, feature files."""
     hashes = dataset.input_hashes()
     if dataset.item_table is not None and config.text_model:
-        hashes["items.tsv"] = sha256_file(dataset.item_table)
+        hashes[ITEMS_FILE] = sha256_file(dataset.item_table)
     if dataset.image_dir is not None and config.image_encoder != "none":
-        hashes["images/"] = sha256_json(
+        hashes[f"{IMAGES_DIR}/"] = sha256_json(
             [(p.name, sha256_file(p)) for p in sorted(dataset.image_dir.iterdir()) if p.is_file()]
         )
     if config.dataset_features:
@@ -206,8 +206,8 @@ def run_embed(ctx: StageContext, config: EmbedConfig, *, log=lambda message: Non
             if not ctx.progress:
                 _quiet_transformers()
             table = read_item_table(dataset)
-            template = config.text_template or default_text_template([c for c in table.columns if c != "itemID"])
-            texts, missing = render_item_texts(table.drop("itemID"), template, dataset.n_items)
+            template = config.text_template or default_text_template([c for c in table.columns if c != ITEM_COLUMN])
+            texts, missing = render_item_texts(table.drop(ITEM_COLUMN), template, dataset.n_items)
             text_model, spec, info = load_text_model(config.text_model, device, source=text_source)
             text_encoder = (text_model, spec, table)
             log(f"text: {info['name']} ({info['dim']}-d) over {dataset.n_items} items")
@@ -367,7 +367,7 @@ def user_representations(ctx: StageContext, config: EmbedConfig, modalities: dic
         from recgoat_cli.encoders.text import encode_texts, user_profile_texts
 
         text_model, spec, table = text_encoder
-        title = _first([c for c in table.columns if c != "itemID"], TITLE_COLUMNS)
+        title = _first([c for c in table.columns if c != ITEM_COLUMN], TITLE_COLUMNS)
         if title is None:
             raise UserError(f"{dataset.item_table} has no title column ({', '.join(TITLE_COLUMNS)}) for --user-mode profile.")
         titles = table[title].fill_null("").to_list()

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from recgoat_cli.cli.app import app
-from recgoat_cli.data.dataset import SPLITS, load_dataset
+from recgoat_cli.data.dataset import load_dataset
+from recgoat_cli.data.layout import SPLITS
 from recgoat_cli.errors import UserError
 
 DAMAGE = ["-1", "1.5", "x", "", " 2", "1e3", "\u0663", "NaN", "0x1", "3", "train"]

@@ -116,10 +116,10 @@ def test_feature_with_wrong_rows_exits_2(small_sample, tmp_path):
 
 def test_ml100k_text_for_every_item(tmp_path):
     source = shared_dataset("ml-100k")
-    from recgoat_cli.data.prepare import PrepareOptions, prepare_dataset
+    from recgoat_cli.stages.prepare import PrepareOptions, run_prepare
 
     out = tmp_path / "ml-100k"
-    prepare_dataset(source, out, PrepareOptions(name="ml-100k", fmt="recbole", item_text=(source / "ml-100k.item", source / "imdb_details.json"), item_text_key=("item_id", "movie_id")))
+    run_prepare(source, out, PrepareOptions(name="ml-100k", fmt="recbole", item_text=(source / "ml-100k.item", source / "imdb_details.json"), item_text_key=("item_id", "movie_id")))
     ctx = open_context(str(out), tmp_path / "runs")
     artifact, _ = run_embed(ctx, EmbedConfig(device="cpu", image_encoder="none"))
     items, users = load_modalities(artifact)

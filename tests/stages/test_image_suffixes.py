@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from recgoat_cli.config import EmbedConfig
-from recgoat_cli.data import prepare as prepare_module
-from recgoat_cli.data.dataset import IMAGE_SUFFIXES
-from recgoat_cli.data.prepare import PrepareOptions, prepare_dataset
+from recgoat_cli.data import side_info
+from recgoat_cli.data.layout import IMAGE_SUFFIXES
+from recgoat_cli.stages.prepare import PrepareOptions, run_prepare
 from recgoat_cli.encoders.descriptor import describe_image
 from recgoat_cli.stages.common import open_context
 from recgoat_cli.stages.embed import image_paths, load_modalities, run_embed
@@ -21,7 +21,7 @@ COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (200, 30
 
 
 def test_prepare_and_embed_share_one_suffix_list():
-    assert prepare_module.IMAGE_SUFFIXES is IMAGE_SUFFIXES
+    assert side_info.IMAGE_SUFFIXES is IMAGE_SUFFIXES  # the images prepare copies
     assert {".gif", ".bmp", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp"} <= set(IMAGE_SUFFIXES)
 
 
@@ -36,7 +36,7 @@ def test_every_copied_image_is_read_by_embed(tmp_path):
         image.paste((0, 0, 0), (5, 5, 15 + offset, 20))  # some edges, so the gradient histogram is not empty
         image.save(posters / f"{100 + offset}{suffix}")
     out = tmp_path / "data" / "shop"
-    summary = prepare_dataset(tmp_path / "in.csv", out, PrepareOptions(name="shop", images=posters))
+    summary = run_prepare(tmp_path / "in.csv", out, PrepareOptions(name="shop", images=posters))
     assert summary["images"] == {"items_with_image": len(IMAGE_SUFFIXES), "items_without_image": 0}
 
     ctx = open_context(str(out), tmp_path / "runs")

@@ -25,15 +25,15 @@ Only ``Generator.random`` is drawn from (integers, choices and permutations are 
 NumPy keeps the bit generator stable across versions but not every ``Generator`` method (NEP 19). Images are built
 from integer arithmetic and Pillow's integer rasteriser and saved without metadata, so a re-run is byte-identical.
 
-Run: ``python -m recgoat_cli.data.sample_catalog --out sample_data --seed 0``.
+Run from a source checkout with recgoat installed: ``python tools/sample_catalog.py --out sample_data --seed 0``.
+A developer tool, not part of the installed package; ``tests/data/test_sample_catalog.py`` checks that it still makes
+the shipped ``sample_data/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from recgoat_cli.artifacts.store import publish_folder
+from recgoat_cli.data.layout import (
+    IMAGES_DIR,
+    ITEM_COLUMN,
+    ITEM_MAPPING_FILE,
+    ITEM_MAPPING_HEADER,
+    ITEMS_FILE,
+    REQUIRED_COLUMNS,
+    TEST,
+    TIMESTAMP_COLUMN,
+    TRAIN,
+    USER_MAPPING_FILE,
+    USER_MAPPING_HEADER,
+    VALID,
+    inter_file_name,
+)
 from recgoat_cli.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -68,15 +84,9 @@ _STYLE_PATTERN_RGB: dict[str, tuple[int, int, int]] = {
     "modern": (196, 198, 204),
 }
 
-INTERACTIONS_FILE = "sample.inter"
-ITEMS_FILE = "items.tsv"
+INTERACTIONS_FILE = inter_file_name("sample")
 ATTRIBUTES_FILE = "attributes.tsv"
-USER_MAPPING_FILE = "u_id_mapping.csv"
-ITEM_MAPPING_FILE = "i_id_mapping.csv"
-IMAGES_DIR = "images"
 README_FILE = "README.md"
-
-TRAIN, VALID, TEST = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -546,7 +556,7 @@ Made by this project, for this project: no third-party data. Licence: MIT, the s
 
 Regenerate it (byte-identical for the same seed, NumPy's PCG64 stream and zlib version) with
 
-    python -m recgoat_cli.data.sample_catalog --out sample_data --seed {spec.seed}
+    python tools/sample_catalog.py --out sample_data --seed {spec.seed}
 
 ## Sizes
 
@@ -598,7 +608,7 @@ left). An item nobody picked is given to the user with the highest noise-free sc
 an item left without a train interaction swaps labels with a train interaction of the same user whose item has
 other train interactions, so every item has at least one train interaction.
 
-The generator is `recgoat_cli/data/sample_catalog.py`; its tests are `tests/data/test_sample_catalog.py`.
+The generator is `tools/sample_catalog.py`; its tests are `tests/data/test_sample_catalog.py`.
 """
 
 
@@ -611,17 +621,17 @@ def write_sample_catalog(catalog: SampleCatalog, out_dir: Path) -> None:
 
     _write_lines(
         out_dir / INTERACTIONS_FILE,
-        "userID\titemID\tx_label\ttimestamp",
+        "\t".join((*REQUIRED_COLUMNS, TIMESTAMP_COLUMN)),
         ["\t".join(str(value) for value in row) for row in catalog.interactions.tolist()],
     )
     _write_lines(
         out_dir / ITEMS_FILE,
-        "itemID\ttitle\tdescription",
+        f"{ITEM_COLUMN}\ttitle\tdescription",
         [f"{item}\t{title}\t{text}" for item, (title, text) in enumerate(zip(catalog.titles, catalog.descriptions, strict=True))],
     )
     _write_lines(
         out_dir / ATTRIBUTES_FILE,
-        "itemID\tcategory\tcolour\tstyle",
+        f"{ITEM_COLUMN}\tcategory\tcolour\tstyle",
         [
             f"{item}\t{CATEGORIES[c]}\t{COLOURS[k]}\t{STYLES[s]}"
             for item, (c, k, s) in enumerate(zip(catalog.item_category, catalog.item_colour, catalog.item_style, strict=True))
@@ -629,12 +639,12 @@ def write_sample_catalog(catalog: SampleCatalog, out_dir: Path) -> None:
     )
     _write_lines(
         out_dir / USER_MAPPING_FILE,
-        "user_id,userID",
+        ",".join(USER_MAPPING_HEADER),
         [f"{original},{user}" for user, original in enumerate(catalog.user_original_ids)],
     )
     _write_lines(
         out_dir / ITEM_MAPPING_FILE,
-        "item_id,itemID",
+        ",".join(ITEM_MAPPING_HEADER),
         [f"{original},{item}" for item, original in enumerate(catalog.item_original_ids)],
     )
 
@@ -669,20 +679,8 @@ def generate_into(out_dir: Path, spec: SampleCatalogSpec = SampleCatalogSpec()) 
                 f"--out {out_dir} is a non-empty directory without {INTERACTIONS_FILE}; pass an empty or new directory."
             )
     catalog = generate_sample_catalog(spec)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with publish_folder(out_dir, replace=True) as staging:
         write_sample_catalog(catalog, staging)
-        if out_dir.exists():
-            retired = staging.with_name(staging.name + ".old")
-            out_dir.rename(retired)
-            staging.rename(out_dir)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     logger.info("wrote %d users, %d items, %d interactions to %s", spec.n_users, spec.n_items,
                 len(catalog.interactions), out_dir)
     return catalog
@@ -690,7 +688,7 @@ def generate_into(out_dir: Path, spec: SampleCatalogSpec = SampleCatalogSpec()) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m recgoat_cli.data.sample_catalog",
+        prog="python tools/sample_catalog.py",
         description="Write the deterministic synthetic sample catalog (MMRec layout, with texts and images).",
     )
     parser.add_argument("--out", type=Path, required=True, help="directory to create or replace, e.g. sample_data")

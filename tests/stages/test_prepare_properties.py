@@ -1,4 +1,4 @@
-"""Property tests of recgoat_cli/data/prepare.py: any small interaction table either prepares with the layout's
+"""Property tests of recgoat_cli/stages/prepare.py: any small interaction table either prepares with the layout's
 invariants intact (checked against a plain-Python reference of dedupe, threshold and k-core) or raises UserError."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from recgoat_cli.data.prepare import PrepareOptions, prepare_dataset, split_sizes
+from recgoat_cli.data.split import split_sizes
 from recgoat_cli.errors import UserError
+from recgoat_cli.stages.prepare import PrepareOptions, run_prepare
 
 interaction = st.tuples(
     st.integers(0, 6),  # user
@@ -79,7 +80,7 @@ def test_prepare_keeps_its_invariants_or_raises_user_error(rows, with_time, thre
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # loo without timestamps warns by design
-                summary = prepare_dataset(source, out, options)
+                summary = run_prepare(source, out, options)
         except UserError as error:
             assert not out.exists() and [p.name for p in tmp_dir.iterdir()] == ["in.csv"]
             assert (not rows or not expected or (split == "temporal" and not with_time)), str(error)
@@ -139,6 +140,6 @@ def test_every_seed_gives_a_valid_split(tmp_path, n_users):
     source = tmp_path / "in.csv"
     source.write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in rows))
     for seed in range(5):
-        prepare_dataset(source, tmp_path / f"s{seed}", PrepareOptions(name="p", seed=seed))
+        run_prepare(source, tmp_path / f"s{seed}", PrepareOptions(name="p", seed=seed))
         inter = pl.read_csv(tmp_path / f"s{seed}" / "p.inter", separator="\t")
         assert inter.filter(pl.col("x_label") == 0)["userID"].n_unique() == n_users

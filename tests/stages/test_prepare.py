@@ -1,4 +1,6 @@
-"""Tests of recgoat_cli/data/prepare.py: raw interactions -> MMRec layout (filters, splits, id maps, side info)."""
+"""Tests of recgoat_cli/stages/prepare.py: raw interactions -> MMRec layout (filters, splits, id maps, side info).
+
+The pure steps of data/split.py have their own tests in tests/data/test_split.py."""
 
 from __future__ import annotations
 
@@ -8,21 +10,13 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
 import recgoat_cli
-from recgoat_cli.data.prepare import (
-    PrepareOptions,
-    assign_split_labels,
-    k_core_mask,
-    loo_sizes,
-    prepare_dataset,
-    sorted_id_order,
-    split_sizes,
-)
+from recgoat_cli.data.split import split_sizes
 from recgoat_cli.errors import UserError
+from recgoat_cli.stages.prepare import PrepareOptions, run_prepare
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -70,74 +64,13 @@ def leftovers(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
 
 
-# ------------------------------------------------------------------------------------------------ pure steps
-
-
-def test_k_core_needs_several_passes_to_reach_the_fixed_point():
-    # u3 has one item (i2): dropping it leaves i2 with one user, dropping i2 leaves u2 with one item.
-    pairs = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 1), (2, 2), (3, 2)]
-    users = np.array([u for u, _ in pairs])
-    items = np.array([i for _, i in pairs])
-    keep, passes = k_core_mask(users, items, user_core=2, item_core=2)
-    assert keep.tolist() == [True, True, True, True, False, False, False]
-    assert passes == 3
-
-
-@pytest.mark.parametrize("user_core,item_core", [(0, 0), (1, 1), (2, 0), (0, 3), (3, 3)])
-def test_k_core_result_satisfies_both_thresholds(user_core, item_core):
-    rng = np.random.default_rng(0)
-    pairs = {(int(u), int(i)) for u, i in zip(rng.integers(0, 15, 120), rng.integers(0, 10, 120))}
-    users = np.array([u for u, _ in sorted(pairs)])
-    items = np.array([i for _, i in sorted(pairs)])
-    keep, _ = k_core_mask(users, items, user_core, item_core)
-    if keep.any():
-        assert np.bincount(users[keep])[np.unique(users[keep])].min() >= user_core
-        assert np.bincount(items[keep])[np.unique(items[keep])].min() >= item_core
-
-
-@pytest.mark.parametrize(
-    "n,expected",
-    [(0, (0, 0, 0)), (1, (1, 0, 0)), (2, (1, 0, 1)), (3, (1, 1, 1)), (9, (7, 1, 1)), (10, (8, 1, 1)),
-     (14, (12, 1, 1)), (15, (11, 2, 2)), (25, (19, 3, 3)), (100, (80, 10, 10))],
-)
-def test_split_sizes_by_hand(n, expected):
-    assert split_sizes(n, (0.8, 0.1, 0.1)) == expected
-
-
-def test_split_sizes_with_a_zero_valid_ratio_and_a_large_test_ratio():
-    assert split_sizes(5, (0.8, 0.0, 0.2)) == (4, 0, 1)
-    assert split_sizes(2, (0.8, 0.0, 0.2)) == (1, 0, 1)
-    # Test wants all 3 items: it gives back until one train item is left, valid keeps its one.
-    assert split_sizes(3, (0.05, 0.05, 0.9)) == (1, 1, 1)
-
-
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 7])
-def test_loo_sizes(n):
-    n_train, n_valid, n_test = loo_sizes(n)
-    assert n_train + n_valid + n_test == n
-    assert n_test == (1 if n >= 2 else 0) and n_valid == (1 if n >= 3 else 0)
-
-
-def test_assign_split_labels_follows_the_order_keys():
-    users = np.array([0, 0, 0, 1, 1, 0])
-    time = np.array([5.0, 1.0, 3.0, 2.0, 1.0, 4.0])
-    labels = assign_split_labels(users, [time], loo_sizes)
-    # user 0 times 1,3,4,5 -> the time-5 row is test, time-4 valid; user 1: time-2 row is test.
-    assert labels.tolist() == [2, 0, 0, 2, 0, 1]
-
-
-def test_sorted_id_order_is_numeric_for_integers_and_textual_otherwise():
-    assert sorted_id_order(["10", "9", "100", "-1"]) == ["-1", "9", "10", "100"]
-    assert sorted_id_order(["b10", "b9", "a"]) == ["a", "b10", "b9"]
-
-
 # ------------------------------------------------------------------------------------------------ whole step
 
 
 def test_k_core_end_to_end_writes_only_the_core(tmp_path):
     rows = [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y"), ("c", "y"), ("c", "z"), ("d", "z")]
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], rows)
-    summary = prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", user_core=2, item_core=2))
+    summary = run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", user_core=2, item_core=2))
     assert {(u, i) for u, i, _ in original_pairs(tmp_path / "out")} == {("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")}
     k_core_step = next(s for s in summary["steps"] if s["step"] == "k_core")
     assert k_core_step["passes"] == 3 and k_core_step["removed"] == 3
@@ -148,7 +81,7 @@ def test_rating_threshold_runs_before_k_core(tmp_path):
     # With all ratings, user c has 2 items and survives a 2-core; its rating-2 row goes first, then c falls out.
     rows = [("a", "x", 5), ("a", "y", 4), ("b", "x", 4), ("b", "y", 5), ("c", "x", 5), ("c", "y", 2)]
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id", "rating"], rows)
-    summary = prepare_dataset(
+    summary = run_prepare(
         source, tmp_path / "out", PrepareOptions(name="toy", rating_threshold=4, user_core=2, item_core=1)
     )
     pairs = {(u, i) for u, i, _ in original_pairs(tmp_path / "out")}
@@ -161,7 +94,7 @@ def test_rating_threshold_runs_before_k_core(tmp_path):
 def test_dedupe_keeps_the_latest_interaction(tmp_path):
     rows = [("a", "x", 1, 100), ("a", "x", 5, 300), ("a", "x", 3, 200), ("a", "y", 2, 50), ("a", "y", 4, 50)]
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id", "rating", "timestamp"], rows)
-    summary = prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+    summary = run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
     inter = read_inter(tmp_path / "out").sort("itemID")
     # x: the timestamp-300 row; y: equal timestamps, so the later line wins.
     assert inter.select("timestamp", "rating").rows() == [(300, 5), (50, 4)]
@@ -171,7 +104,7 @@ def test_dedupe_keeps_the_latest_interaction(tmp_path):
 @pytest.mark.parametrize("n_users", [1, 6])
 def test_random_split_sizes_and_disjointness(tmp_path, n_users):
     source = many_items_table(tmp_path, n_users=n_users, n_items=30)
-    prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+    run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
     inter = read_inter(tmp_path / "out")
     assert inter.select("userID", "itemID").is_duplicated().sum() == 0
     for (user,), group in inter.group_by("userID"):
@@ -183,7 +116,7 @@ def test_random_split_sizes_and_disjointness(tmp_path, n_users):
 
 def test_temporal_split_puts_the_latest_items_in_test(tmp_path):
     source = many_items_table(tmp_path, n_users=4, n_items=30)
-    summary = prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", split="temporal"))
+    summary = run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", split="temporal"))
     inter = read_inter(tmp_path / "out")
     for (user,), group in inter.group_by("userID"):
         by_label = {x: group.filter(pl.col("x_label") == x)["timestamp"] for x in (0, 1, 2)}
@@ -194,7 +127,7 @@ def test_temporal_split_puts_the_latest_items_in_test(tmp_path):
 def test_loo_split_holds_out_the_last_and_second_last(tmp_path):
     rows = [("a", "x", 1), ("a", "y", 3), ("a", "z", 2), ("a", "w", 4), ("b", "x", 9), ("b", "y", 8), ("c", "x", 1)]
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id", "timestamp"], rows)
-    prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", split="loo"))
+    run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", split="loo"))
     labels = {(u, i): x for u, i, x in original_pairs(tmp_path / "out")}
     assert labels == {("a", "x"): 0, ("a", "z"): 0, ("a", "y"): 1, ("a", "w"): 2,
                       ("b", "y"): 0, ("b", "x"): 2, ("c", "x"): 0}
@@ -203,9 +136,9 @@ def test_loo_split_holds_out_the_last_and_second_last(tmp_path):
 def test_loo_without_timestamps_uses_a_seeded_random_order(tmp_path):
     source = many_items_table(tmp_path, n_users=5, n_items=20, with_time=False)
     with pytest.warns(UserWarning, match="random order seeded by --seed 7"):
-        summary = prepare_dataset(source, tmp_path / "a", PrepareOptions(name="toy", split="loo", seed=7))
+        summary = run_prepare(source, tmp_path / "a", PrepareOptions(name="toy", split="loo", seed=7))
     with pytest.warns(UserWarning):
-        prepare_dataset(source, tmp_path / "b", PrepareOptions(name="toy", split="loo", seed=7))
+        run_prepare(source, tmp_path / "b", PrepareOptions(name="toy", split="loo", seed=7))
     assert (tmp_path / "a" / "toy.inter").read_bytes() == (tmp_path / "b" / "toy.inter").read_bytes()
     inter = read_inter(tmp_path / "a")
     per_user = inter.group_by("userID").agg((pl.col("x_label") == 2).sum().alias("test"),
@@ -217,7 +150,7 @@ def test_loo_without_timestamps_uses_a_seeded_random_order(tmp_path):
 def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
     source = many_items_table(tmp_path, n_users=6, n_items=30)
     for out, seed in (("a", 1), ("b", 1), ("c", 2)):
-        prepare_dataset(source, tmp_path / out, PrepareOptions(name="toy", seed=seed))
+        run_prepare(source, tmp_path / out, PrepareOptions(name="toy", seed=seed))
     for file in ("toy.inter", "u_id_mapping.csv", "i_id_mapping.csv"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
     assert (tmp_path / "a" / "toy.inter").read_bytes() != (tmp_path / "c" / "toy.inter").read_bytes()
@@ -227,15 +160,15 @@ def test_split_does_not_depend_on_row_order(tmp_path):
     source = many_items_table(tmp_path, n_users=6, n_items=30)
     lines = source.read_text().splitlines()
     shuffled = write_table(tmp_path / "shuffled.csv", [lines[0]], [(line,) for line in reversed(lines[1:])])
-    prepare_dataset(source, tmp_path / "a", PrepareOptions(name="toy"))
-    prepare_dataset(shuffled, tmp_path / "b", PrepareOptions(name="toy"))
+    run_prepare(source, tmp_path / "a", PrepareOptions(name="toy"))
+    run_prepare(shuffled, tmp_path / "b", PrepareOptions(name="toy"))
     assert (tmp_path / "a" / "toy.inter").read_bytes() == (tmp_path / "b" / "toy.inter").read_bytes()
 
 
 def test_id_maps_round_trip_to_the_input_pairs(tmp_path):
     rows = [("user,1", "item 10", 1), ("user,1", "item 9", 2), ('q"u', "item 9", 3), ("z", "item 10", 4)]
     source = write_table(tmp_path / "in.tsv", ["user_id", "item_id", "timestamp"], rows, sep="\t")
-    prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+    run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
     assert {(u, i) for u, i, _ in original_pairs(tmp_path / "out")} == {(u, i) for u, i, _ in rows}
     user_map = read_mapping(tmp_path / "out" / "u_id_mapping.csv")
     assert user_map == {'q"u': 0, "user,1": 1, "z": 2}  # string order, CSV-quoted on disk
@@ -245,14 +178,14 @@ def test_id_maps_round_trip_to_the_input_pairs(tmp_path):
 
 def test_integer_ids_are_numbered_in_numeric_order(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], [(10, 100), (9, 20), (9, 100), (10, 3)])
-    prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+    run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
     assert read_mapping(tmp_path / "out" / "u_id_mapping.csv") == {"9": 0, "10": 1}
     assert read_mapping(tmp_path / "out" / "i_id_mapping.csv") == {"3": 0, "20": 1, "100": 2}
 
 
 def test_inter_header_and_prepare_json(tmp_path):
     source = many_items_table(tmp_path, n_users=3, n_items=10)
-    summary = prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", seed=5))
+    summary = run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", seed=5))
     out = tmp_path / "out"
     assert (out / "toy.inter").read_text().splitlines()[0] == "userID\titemID\tx_label\ttimestamp\trating"
     on_disk = json.loads((out / "prepare.json").read_text())
@@ -269,7 +202,7 @@ def test_inter_header_and_prepare_json(tmp_path):
 def test_iso_datetimes_become_unix_seconds(tmp_path):
     rows = [("a", "x", "2020-01-01T00:00:10"), ("a", "y", "2020-01-01T00:00:00"), ("a", "z", "2020-01-01T00:00:05")]
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id", "timestamp"], rows)
-    summary = prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", split="temporal"))
+    summary = run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", split="temporal"))
     inter = read_inter(tmp_path / "out").sort("timestamp")
     assert inter["timestamp"].to_list() == [1577836800, 1577836805, 1577836810]
     assert inter["x_label"].to_list() == [0, 1, 2]
@@ -280,7 +213,7 @@ def test_parquet_input_with_integer_ids(tmp_path):
     source = tmp_path / "in.parquet"
     pl.DataFrame({"uid": [1, 1, 2, 2, 2], "iid": [5, 6, 5, 6, 7], "stars": [1.5, 2.0, 3.0, 4.0, 5.0]}).write_parquet(source)
     options = PrepareOptions(name="toy", user_col="uid", item_col="iid", rating_col="stars", rating_threshold=2.0)
-    summary = prepare_dataset(source, tmp_path / "out", options)
+    summary = run_prepare(source, tmp_path / "out", options)
     assert summary["counts"] == {"users": 2, "items": 3, "interactions": 4}
     assert sorted(read_inter(tmp_path / "out")["rating"].to_list()) == [2, 3, 4, 5]  # integral, so written as ints
     assert read_mapping(tmp_path / "out" / "i_id_mapping.csv") == {"5": 0, "6": 1, "7": 2}
@@ -294,7 +227,7 @@ def test_recbole_atomic_folder_uses_its_item_file(tmp_path):
     write_table(folder / "shop.item", ["item_id:token", "title:token_seq", "price:float"],
                 [(10, "Red mug", 3.5), (11, 'A "quoted" lamp', 20), (99, "never rated", 1)], sep="\t")
     write_table(folder / "shop.user", ["user_id:token", "age:token"], [(1, 30), (2, 40)], sep="\t")
-    summary = prepare_dataset(folder, tmp_path / "out", PrepareOptions(name="shop"))
+    summary = run_prepare(folder, tmp_path / "out", PrepareOptions(name="shop"))
     assert summary["sources"]["interactions"]["format"] == "recbole"
     items = (tmp_path / "out" / "items.tsv").read_text(encoding="utf-8").splitlines()
     assert items == ["itemID\ttitle\tprice", "0\tRed mug\t3.5", '1\tA "quoted" lamp\t20', "2\t\t"]
@@ -313,7 +246,7 @@ def test_item_tables_merge_json_on_top_of_csv_and_fields_are_cleaned(tmp_path):
         {"movie_id": "unrated", "description": "not in the interactions"},
     ]), encoding="utf-8")
     options = PrepareOptions(name="toy", item_text=[table, details], item_text_key=("item_id", "movie_id"))
-    summary = prepare_dataset(source, tmp_path / "out", options)
+    summary = run_prepare(source, tmp_path / "out", options)
     lines = (tmp_path / "out" / "items.tsv").read_text(encoding="utf-8").splitlines()
     assert lines == [
         "itemID\ttitle\tyear\tdescription\tcast\tscore",
@@ -325,7 +258,7 @@ def test_item_tables_merge_json_on_top_of_csv_and_fields_are_cleaned(tmp_path):
 
     keep_some = PrepareOptions(name="toy", item_text=[table, details], item_text_key=("item_id", "movie_id"),
                                item_text_columns=("description",))
-    prepare_dataset(source, tmp_path / "some", keep_some)
+    run_prepare(source, tmp_path / "some", keep_some)
     assert (tmp_path / "some" / "items.tsv").read_text().splitlines()[0] == "itemID\tdescription"
 
 
@@ -337,7 +270,7 @@ def test_images_are_copied_under_new_ids(tmp_path):
     (posters / "10.png").write_bytes(b"ten")
     (posters / "10.jpg").write_bytes(b"ten as jpg")  # .jpg is preferred over .png
     (posters / "notes.txt").write_text("not an image")
-    summary = prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", images=posters))
+    summary = run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", images=posters))
     images = tmp_path / "out" / "images"
     assert sorted(p.name for p in images.iterdir()) == ["0.jpg", "2.jpg"]
     assert (images / "0.jpg").read_bytes() == b"ten as jpg" and (images / "2.jpg").read_bytes() == b"thirty"
@@ -350,28 +283,28 @@ def test_images_are_copied_under_new_ids(tmp_path):
 def test_missing_column_lists_the_columns(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user", "item_id"], [("a", "x")])
     with pytest.raises(UserError, match=r"has no column 'user_id' \(columns: user, item_id\); pass --user-col"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
 
 
 def test_explicit_rating_column_must_exist(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], [("a", "x")])
     with pytest.raises(UserError, match=r"no column 'stars'.*--rating-col"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", rating_col="stars"))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", rating_col="stars"))
     with pytest.raises(UserError, match="--rating-threshold needs a rating column"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", rating_threshold=3))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", rating_threshold=3))
 
 
 def test_empty_id_names_the_line(tmp_path):
     source = tmp_path / "in.csv"
     source.write_text("user_id,item_id\na,x\n,y\n")
     with pytest.raises(UserError, match=r"in\.csv, line 3: column 'user_id' has an empty user id"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
 
 
 def test_non_numeric_rating_names_line_and_column(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id", "rating"], [("a", "x", 4), ("b", "y", "good")])
     with pytest.raises(UserError, match=r"in\.csv, line 3: column 'rating' holds 'good', not a number"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
 
 
 @pytest.mark.parametrize("content,message", [("", "is empty"), ("user_id,item_id\n", "has a header but no rows")])
@@ -379,13 +312,13 @@ def test_empty_files(tmp_path, content, message):
     source = tmp_path / "in.csv"
     source.write_text(content)
     with pytest.raises(UserError, match=message):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
 
 
 def test_k_core_removing_everything_says_which_flag_to_lower(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], [("a", "x"), ("b", "y")])
     with pytest.raises(UserError, match=r"k-core \(--user-core 10.*removed every interaction.*lower --user-core"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", user_core=10))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", user_core=10))
 
 
 @pytest.mark.parametrize(
@@ -403,53 +336,53 @@ def test_k_core_removing_everything_says_which_flag_to_lower(tmp_path):
 def test_bad_options(tmp_path, overrides, message):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], [("a", "x")])
     with pytest.raises(UserError, match=message):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name=overrides.pop("name", "toy"), **overrides))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name=overrides.pop("name", "toy"), **overrides))
 
 
 def test_temporal_split_without_timestamps(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], [("a", "x")])
     with pytest.raises(UserError, match=r"--split temporal needs timestamps.*no column 'timestamp'"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", split="temporal"))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", split="temporal"))
 
 
 def test_unknown_suffix_and_missing_source(tmp_path):
     odd = write_table(tmp_path / "in.xlsx", ["user_id", "item_id"], [("a", "x")])
     with pytest.raises(UserError, match=r"from its suffix '\.xlsx'; pass --format"):
-        prepare_dataset(odd, tmp_path / "out", PrepareOptions(name="toy"))
+        run_prepare(odd, tmp_path / "out", PrepareOptions(name="toy"))
     with pytest.raises(UserError, match="does not exist"):
-        prepare_dataset(tmp_path / "nope.csv", tmp_path / "out", PrepareOptions(name="toy"))
+        run_prepare(tmp_path / "nope.csv", tmp_path / "out", PrepareOptions(name="toy"))
 
 
 def test_missing_image_folder(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], [("a", "x")])
     with pytest.raises(UserError, match=r"image folder .*posters does not exist.*--images"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", images=tmp_path / "posters"))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", images=tmp_path / "posters"))
 
 
 def test_item_text_key_not_found_lists_columns(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], [("a", "x")])
     table = write_table(tmp_path / "items.csv", ["sku", "title"], [("x", "X")])
     with pytest.raises(UserError, match=r"items\.csv has neither 'item_id' .*\(columns: sku, title\).*--item-text-key"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", item_text=table))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", item_text=table))
 
 
 def test_existing_out_needs_force_and_force_replaces_only_a_prepared_dataset(tmp_path):
     source = write_table(tmp_path / "in.csv", ["user_id", "item_id"], [("a", "x"), ("a", "y")])
     out = tmp_path / "out"
-    prepare_dataset(source, out, PrepareOptions(name="toy"))
+    run_prepare(source, out, PrepareOptions(name="toy"))
     with pytest.raises(UserError, match="already exists; pass --force"):
-        prepare_dataset(source, out, PrepareOptions(name="toy"))
-    prepare_dataset(source, out, PrepareOptions(name="other", force=True))
+        run_prepare(source, out, PrepareOptions(name="toy"))
+    run_prepare(source, out, PrepareOptions(name="other", force=True))
     assert sorted(p.name for p in out.iterdir()) == ["i_id_mapping.csv", "other.inter", "prepare.json",
                                                      "u_id_mapping.csv"]
     unrelated = tmp_path / "home"
     unrelated.mkdir()
     (unrelated / "thesis.tex").write_text("precious")
     with pytest.raises(UserError, match="without prepare.json"):
-        prepare_dataset(source, unrelated, PrepareOptions(name="toy", force=True))
+        run_prepare(source, unrelated, PrepareOptions(name="toy", force=True))
     assert (unrelated / "thesis.tex").read_text() == "precious"
     with pytest.raises(UserError, match="holds the input"):
-        prepare_dataset(source, tmp_path, PrepareOptions(name="toy", force=True))
+        run_prepare(source, tmp_path, PrepareOptions(name="toy", force=True))
     assert leftovers(tmp_path) == []
 
 
@@ -459,14 +392,14 @@ def test_an_error_while_writing_leaves_no_out_folder_and_no_temp_dir(tmp_path):
     posters.mkdir()
     (posters / "unrelated.jpg").write_bytes(b"?")
     with pytest.raises(UserError, match="no image named by an original item id"):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", images=posters))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", images=posters))
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
 
     # Same for an existing dataset under --force: the old one stays as it was.
-    prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy"))
+    run_prepare(source, tmp_path / "out", PrepareOptions(name="toy"))
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     with pytest.raises(UserError):
-        prepare_dataset(source, tmp_path / "out", PrepareOptions(name="toy", images=posters, force=True))
+        run_prepare(source, tmp_path / "out", PrepareOptions(name="toy", images=posters, force=True))
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
     assert leftovers(tmp_path) == []
 
@@ -487,7 +420,7 @@ def test_ml_100k_with_item_text_and_posters(tmp_path):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        summary = prepare_dataset(data, tmp_path / "ml", options)
+        summary = run_prepare(data, tmp_path / "ml", options)
     assert summary["counts"] == {"users": 943, "items": 1682, "interactions": 100_000}
     split = summary["split"]
     assert split["users_with_valid"] == split["users_with_test"] == 943  # every ml-100k user rated >= 20 movies

@@ -144,7 +144,7 @@ class OutputOptions:
 class EmbedOptions:
     """The embed options that ``recgoat run`` passes on; ``recgoat embed`` adds ``EmbedCommandOptions``."""
 
-    text_model: Annotated[str, typer.Option("--text-model", help=f"{EmbedDefaults.text_model} (bundled default), bge-base, bge-small, e5-base, a hub name (downloaded on first use), a folder, or none")] = EmbedDefaults.text_model
+    text_model: Annotated[str, typer.Option("--text-model", help="minilm (bundled default), bge-base, bge-small, e5-base, a hub name (downloaded on first use), a folder, or none")] = EmbedDefaults.text_model
     text_template: Annotated[Optional[str], typer.Option("--text-template", help="item text template over items.tsv columns, e.g. '{title}. {description}'")] = None
     image_encoder: Annotated[str, typer.Option("--image-encoder", help="auto (clip when --image-weights is given, else descriptor), clip, descriptor or none")] = EmbedDefaults.image_encoder
     image_model: Annotated[str, typer.Option("--image-model", "--image-arch", help="open_clip architecture, e.g. ViT-B-32, or hf-hub:ORG/NAME")] = EmbedDefaults.image_model

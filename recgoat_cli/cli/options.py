@@ -25,7 +25,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from recgoat_cli.defaults import DEVICE, EmbedDefaults, EvalDefaults, ExportDefaults, GraphDefaults, TrainDefaults
+from recgoat_cli.defaults import DEVICE, EmbedDefaults, EvalDefaults, GraphDefaults, TrainDefaults
 from recgoat_cli.presets import PRESETS
 
 DEFAULT_WORKDIR = Path("runs")
@@ -77,7 +77,7 @@ def _shown(value) -> str:
     return str(value)
 
 
-# ---- every command ----------------------------------------------------------------------------------------------
+# ---- shared by most commands ----------------------------------------------------------------------------------
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="dataset name under --data-root, 'sample', or a folder path")]
 WorkdirOpt = Annotated[

@@ -12,6 +12,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from recgoat_cli.defaults import DEVICE, EmbedDefaults, EvalDefaults, ExportDefaults, GraphDefaults, TrainDefaults
+
 
 class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -26,20 +28,20 @@ class StageConfig(BaseModel):
 class EmbedConfig(StageConfig):
     """``recgoat embed``: LM representations of items (per modality) and of users."""
 
-    text_model: str | None = Field("minilm", description="alias, hub name or folder; None skips text")
+    text_model: str | None = Field(EmbedDefaults.text_model, description="alias, hub name or folder; None skips text")
     text_template: str | None = Field(None, description="item text template over items.tsv columns; None = automatic")
-    image_encoder: Literal["auto", "clip", "descriptor", "none"] = "auto"
-    image_model: str = "ViT-B-32"
+    image_encoder: Literal["auto", "clip", "descriptor", "none"] = EmbedDefaults.image_encoder
+    image_model: str = EmbedDefaults.image_model
     image_weights: str | None = None
     features: tuple[tuple[str, str], ...] = Field((), description="extra (name, path) precomputed feature files")
-    dataset_features: bool = Field(True, description="import the dataset's own *_feat.npy files")
-    user_mode: Literal["mean", "profile"] = "mean"
+    dataset_features: bool = Field(EmbedDefaults.dataset_features, description="import the dataset's own *_feat.npy files")
+    user_mode: Literal["mean", "profile"] = EmbedDefaults.user_mode
     profile_template: str = "A user who liked: {titles}"
-    profile_last_n: int = Field(20, ge=1)
+    profile_last_n: int = Field(EmbedDefaults.profile_last_n, ge=1)
     missing_rule: Literal["mean"] = "mean"
     skip_unreadable_images: bool = Field(False, description="fill undecodable image files like absent ones instead of stopping")
-    batch_size: int = Field(64, ge=1)
-    device: str = "auto"
+    batch_size: int = Field(EmbedDefaults.batch_size, ge=1)
+    device: str = DEVICE
     offline: bool = Field(False, description="never download a model (HF_HUB_OFFLINE=1 does the same)")
     # skip_unreadable_images never changes a written artifact: without it the same inputs write nothing.
     # offline decides only where a model may come from; what was loaded enters the id through its fingerprint.
@@ -49,71 +51,71 @@ class EmbedConfig(StageConfig):
 class GraphConfig(StageConfig):
     """``recgoat build-graph``: graphs from the train split and the embed artifact (when there is one)."""
 
-    knn_k: int = Field(10, ge=1, description="neighbours per item in each modality's item-item graph")
-    user_knn_k: int = Field(10, ge=1, description="neighbours per user in the user-user graph")
-    user_graph: Literal["embedding", "co-interaction", "both", "none"] = "embedding"
+    knn_k: int = Field(GraphDefaults.knn_k, ge=1, description="neighbours per item in each modality's item-item graph")
+    user_knn_k: int = Field(GraphDefaults.user_knn_k, ge=1, description="neighbours per user in the user-user graph")
+    user_graph: Literal["embedding", "co-interaction", "both", "none"] = GraphDefaults.user_graph
     co_measure: Literal["count", "cosine", "jaccard"] = "cosine"
     symmetrize: Literal["max", "mean", "none"] = "max"
     self_loops: bool = False
-    normalize: Literal["none", "sym", "rw"] = "sym"
-    memory_budget_mb: int = Field(512, ge=16)
+    normalize: Literal["none", "sym", "rw"] = GraphDefaults.normalize
+    memory_budget_mb: int = Field(GraphDefaults.memory_budget_mb, ge=GraphDefaults.min_memory_budget_mb)
     non_semantic: tuple[str, ...] = ("memory_budget_mb",)
 
 
 class TrainConfig(StageConfig):
     """``recgoat train``: one model trained with BPR, early-stopped on the validation split."""
 
-    model: Literal["mf", "lightgcn", "recgoat", "freedom", "late-fusion"] = "lightgcn"
-    dim: int = Field(64, ge=1)
-    n_layers: int = Field(3, ge=0)
-    lr: float = Field(1e-3, gt=0)
-    reg: float = Field(1e-4, ge=0, description="L2 weight on the batch's ego embeddings")
-    batch_size: int = Field(2048, ge=1)
-    epochs: int = Field(300, ge=1)
-    patience: int = Field(20, ge=1, description="evaluations without validation improvement before stopping")
-    eval_every: int = Field(1, ge=1)
-    val_metric: str = "recall@20"
-    seed: int = 2024
+    model: Literal["mf", "lightgcn", "recgoat", "freedom", "late-fusion"] = TrainDefaults.model
+    dim: int = Field(TrainDefaults.dim, ge=1)
+    n_layers: int = Field(TrainDefaults.n_layers, ge=0)
+    lr: float = Field(TrainDefaults.lr, gt=0)
+    reg: float = Field(TrainDefaults.reg, ge=0, description="L2 weight on the batch's ego embeddings")
+    batch_size: int = Field(TrainDefaults.batch_size, ge=1)
+    epochs: int = Field(TrainDefaults.epochs, ge=1)
+    patience: int = Field(TrainDefaults.patience, ge=1, description="evaluations without validation improvement before stopping")
+    eval_every: int = Field(TrainDefaults.eval_every, ge=1)
+    val_metric: str = TrainDefaults.val_metric
+    seed: int = TrainDefaults.seed
     # RecGOAT (ignored by mf/lightgcn)
-    gat_heads: int = Field(1, ge=1)
-    gat_layers: int = Field(1, ge=0)
-    gat_dropout: float = Field(0.1, ge=0, lt=1)
-    gat_values: Literal["id", "lm"] = Field("lm", description="what attention passes along edges: ID embeddings or LM rows")
-    graphs: tuple[Literal["item", "user-item", "user-user"], ...] = ("item", "user-item", "user-user")
-    cmcl: bool = True
-    lambda_cmcl: float = Field(0.1, ge=0)
-    temperature: float = Field(0.2, gt=0)
-    cmcl_rows: int = Field(256, ge=2, description="rows per InfoNCE problem (in-batch negatives + 1)")
-    oat: bool = True
-    lambda_oat: float = Field(0.1, ge=0)
-    ot_reg: float = Field(0.1, gt=0, description="entropic regularisation on the mean-normalised cost")
-    ot_iters: int = Field(100, ge=1)
-    ot_batch: int = Field(128, ge=2, description="items per transport problem")
-    fusion: Literal["oat", "concat", "sum", "residual", "oat-map"] = "oat"
-    item_branch: Literal["attention", "reference"] = Field("attention", description="item-item branch: batch-restricted attention or the reference's projection + GAT stack")
-    cmcl_form: Literal["views", "reference"] = Field("views", description="CMCL terms: ID-anchored view pairs, or the reference's user-item + view-pair InfoNCE")
-    cmcl_view_weight: float = Field(0.5, ge=0, le=1, description="share of the view-pair terms in the reference CMCL")
-    map_scale: float = Field(100.0, gt=0, description="oat-map: factor on the mean squared difference of two dimensions")
-    map_reg: float = Field(0.01, gt=0, description="oat-map: entropic regularisation of the dimension transport plan")
-    map_iters: int = Field(1000, ge=1, description="oat-map: Sinkhorn iteration limit of the dimension plan")
-    init_std: float = Field(0.0, ge=0, description="RecGOAT ID embedding init: 0 for Xavier uniform, > 0 for a normal with this std")
-    map_plan: Literal["sinkhorn", "none"] = Field("sinkhorn", description="oat-map: the solved plan, or none (T = 0: the reference code's underflowed plan)")
-    content_score: bool = Field(False, description="RecGOAT: add the z-scored content ranker with a learned weight per modality to the score")
-    content_control: Literal["none", "shuffle"] = Field("none", description="RecGOAT ablation: the LM rows as embedded, or permuted across items and across users (the kNN graphs relabelled to match)")
-    lm_dim: int = Field(64, ge=0, description="principal components kept of each frozen LM representation (0: all)")
-    kernels: Literal["auto", "native", "torch_scatter"] = "auto"
+    gat_heads: int = Field(TrainDefaults.gat_heads, ge=1)
+    gat_layers: int = Field(TrainDefaults.gat_layers, ge=0)
+    gat_dropout: float = Field(TrainDefaults.gat_dropout, ge=0, lt=1)
+    gat_values: Literal["id", "lm"] = Field(TrainDefaults.gat_values, description="what attention passes along edges: ID embeddings or LM rows")
+    graphs: tuple[Literal["item", "user-item", "user-user"], ...] = TrainDefaults.graphs
+    cmcl: bool = TrainDefaults.cmcl
+    lambda_cmcl: float = Field(TrainDefaults.lambda_cmcl, ge=0)
+    temperature: float = Field(TrainDefaults.temperature, gt=0)
+    cmcl_rows: int = Field(TrainDefaults.cmcl_rows, ge=2, description="rows per InfoNCE problem (in-batch negatives + 1)")
+    oat: bool = TrainDefaults.oat
+    lambda_oat: float = Field(TrainDefaults.lambda_oat, ge=0)
+    ot_reg: float = Field(TrainDefaults.ot_reg, gt=0, description="entropic regularisation on the mean-normalised cost")
+    ot_iters: int = Field(TrainDefaults.ot_iters, ge=1)
+    ot_batch: int = Field(TrainDefaults.ot_batch, ge=2, description="items per transport problem")
+    fusion: Literal["oat", "concat", "sum", "residual", "oat-map"] = TrainDefaults.fusion
+    item_branch: Literal["attention", "reference"] = Field(TrainDefaults.item_branch, description="item-item branch: batch-restricted attention or the reference's projection + GAT stack")
+    cmcl_form: Literal["views", "reference"] = Field(TrainDefaults.cmcl_form, description="CMCL terms: ID-anchored view pairs, or the reference's user-item + view-pair InfoNCE")
+    cmcl_view_weight: float = Field(TrainDefaults.cmcl_view_weight, ge=0, le=1, description="share of the view-pair terms in the reference CMCL")
+    map_scale: float = Field(TrainDefaults.map_scale, gt=0, description="oat-map: factor on the mean squared difference of two dimensions")
+    map_reg: float = Field(TrainDefaults.map_reg, gt=0, description="oat-map: entropic regularisation of the dimension transport plan")
+    map_iters: int = Field(TrainDefaults.map_iters, ge=1, description="oat-map: Sinkhorn iteration limit of the dimension plan")
+    init_std: float = Field(TrainDefaults.init_std, ge=0, description="RecGOAT ID embedding init: 0 for Xavier uniform, > 0 for a normal with this std")
+    map_plan: Literal["sinkhorn", "none"] = Field(TrainDefaults.map_plan, description="oat-map: the solved plan, or none (T = 0: the reference code's underflowed plan)")
+    content_score: bool = Field(TrainDefaults.content_score, description="RecGOAT: add the z-scored content ranker with a learned weight per modality to the score")
+    content_control: Literal["none", "shuffle"] = Field(TrainDefaults.content_control, description="RecGOAT ablation: the LM rows as embedded, or permuted across items and across users (the kNN graphs relabelled to match)")
+    lm_dim: int = Field(TrainDefaults.lm_dim, ge=0, description="principal components kept of each frozen LM representation (0: all)")
+    kernels: Literal["auto", "native", "torch_scatter"] = TrainDefaults.kernels
     # FREEDOM (ignored by the others); defaults are MMRec's, and --model freedom also changes the defaults
     # of n_layers (2, MMRec's n_ui_layers) and reg (0: MMRec trains FREEDOM without an L2 term)
-    freedom_dropout: float = Field(0.8, ge=0, lt=1, description="share of the user-item edges dropped each epoch, degree-sensitively")
-    freedom_knn_k: int = Field(10, ge=1, description="neighbours per item (itself included) in each modality's frozen item graph")
-    freedom_image_weight: float = Field(0.1, ge=0, le=1, description="share of the image modalities in the frozen item graph mixture")
-    freedom_mm_layers: int = Field(1, ge=0, description="propagation steps over the frozen item graph")
-    freedom_modality_weight: float = Field(1e-4, ge=0, description="weight of the modality BPR terms (MMRec's reg_weight)")
+    freedom_dropout: float = Field(TrainDefaults.freedom_dropout, ge=0, lt=1, description="share of the user-item edges dropped each epoch, degree-sensitively")
+    freedom_knn_k: int = Field(TrainDefaults.freedom_knn_k, ge=1, description="neighbours per item (itself included) in each modality's frozen item graph")
+    freedom_image_weight: float = Field(TrainDefaults.freedom_image_weight, ge=0, le=1, description="share of the image modalities in the frozen item graph mixture")
+    freedom_mm_layers: int = Field(TrainDefaults.freedom_mm_layers, ge=0, description="propagation steps over the frozen item graph")
+    freedom_modality_weight: float = Field(TrainDefaults.freedom_modality_weight, ge=0, description="weight of the modality BPR terms (MMRec's reg_weight)")
     # late fusion (ignored by the others): base_model's z-scores plus weighted content z-scores
-    base_model: Literal["mf", "lightgcn", "freedom"] = "lightgcn"
-    late_fusion_grid: tuple[float, ...] = Field((0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), min_length=1, description="weights tried per modality, chosen on validation")
-    device: str = "auto"
-    amp: bool = False
+    base_model: Literal["mf", "lightgcn", "freedom"] = TrainDefaults.base_model
+    late_fusion_grid: tuple[float, ...] = Field(TrainDefaults.late_fusion_grid, min_length=1, description="weights tried per modality, chosen on validation")
+    device: str = DEVICE
+    amp: bool = TrainDefaults.amp
     non_semantic: tuple[str, ...] = ("device", "kernels")
 
     #: fields added after train artifact ids were published: each enters the id only away from its default, so
@@ -136,7 +138,7 @@ class TrainConfig(StageConfig):
     def _freedom_defaults(cls, data):
         """FREEDOM (also as late fusion's base) trains with MMRec's 2 layers and no L2 unless told otherwise."""
         if isinstance(data, dict) and "freedom" in (data.get("model"), data.get("base_model") if data.get("model") == "late-fusion" else None):
-            data = {"n_layers": 2, "reg": 0.0} | data
+            data = {"n_layers": TrainDefaults.freedom_n_layers, "reg": TrainDefaults.freedom_reg} | data
         return data
 
     @field_validator("late_fusion_grid")
@@ -158,14 +160,14 @@ class TrainConfig(StageConfig):
 class EvalConfig(StageConfig):
     """``recgoat evaluate``: full ranking of all items on one split."""
 
-    ks: tuple[int, ...] = (10, 20)
-    split: Literal["valid", "test"] = "test"
+    ks: tuple[int, ...] = EvalDefaults.ks
+    split: Literal["valid", "test"] = EvalDefaults.split
     metrics: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "map")
     mask: Literal["train", "train+valid"] = Field(
-        "train+valid", description="known splits whose items are never ranked; the evaluated split itself is never masked"
+        EvalDefaults.mask, description="known splits whose items are never ranked; the evaluated split itself is never masked"
     )
     batch_size: int | None = Field(None, ge=1, description="users per scoring block; None sizes it from the item count")
-    device: str = "auto"
+    device: str = DEVICE
     non_semantic: tuple[str, ...] = ("batch_size", "device")
 
     def semantic_dump(self) -> dict:
@@ -186,9 +188,9 @@ class EvalConfig(StageConfig):
 class ExportConfig(StageConfig):
     """``recgoat export``: per-user top-N lists with original ids, and the learned embeddings."""
 
-    top_k: int = Field(20, ge=1)
-    format: Literal["parquet", "csv", "torchscript"] = "parquet"
-    exclude: Literal["train", "train+valid", "none"] = "train"
+    top_k: int = Field(ExportDefaults.top_k, ge=1)
+    format: Literal["parquet", "csv", "torchscript"] = ExportDefaults.format
+    exclude: Literal["train", "train+valid", "none"] = ExportDefaults.exclude
     batch_size: int | None = Field(None, ge=1, description="users per scoring block; None sizes it from the item count")
-    device: str = "auto"
+    device: str = DEVICE
     non_semantic: tuple[str, ...] = ("batch_size", "device")

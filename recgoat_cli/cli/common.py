@@ -1,4 +1,4 @@
-"""Options every command shares, how commands report, and how errors become exit codes.
+"""How commands report, and how errors become exit codes (the options are in ``cli/options.py``).
 
 Exit codes: 0 success, 2 user error (one sentence on stderr, no traceback), 3 a ``--fail-below`` gate,
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, handled like Ctrl-C). Heavy libraries are imported inside command bodies so ``recgoat --help`` is fast.
@@ -17,23 +17,9 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Any, Callable
 
 import typer
-
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="dataset name under --data-root, 'sample', or a folder path")]
-WorkdirOpt = Annotated[
-    Path, typer.Option("--workdir", "-w", envvar="RECGOAT_HOME", help="where artifacts are written (env RECGOAT_HOME)")
-]
-DataRootOpt = Annotated[
-    Optional[Path], typer.Option("--data-root", envvar="RECGOAT_DATA", help="folder holding datasets (env RECGOAT_DATA; default ./data)")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout instead of tables")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="recompute even when an identical artifact exists")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
-DEFAULT_WORKDIR = Path("runs")
 
 
 class Output:
@@ -169,12 +155,6 @@ def _run_command(command: Callable, args, kwargs):
         what, code = ("terminated (SIGTERM)", Terminated.exit_code) if isinstance(exc, Terminated) else ("interrupted", 130)
         typer.echo(f"{what}: partial artifacts were discarded; `recgoat train --resume` continues a training run.", err=True)
         raise typer.Exit(code) from None
-
-
-def context(dataset: str, workdir: Path, data_root: Path | None, *, force: bool = False, out: Output | None = None):
-    from recgoat_cli.stages.common import open_context
-
-    return open_context(dataset, workdir, data_root, force=force, progress=bool(out and out.progress))
 
 
 def render_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:

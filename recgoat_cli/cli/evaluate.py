@@ -10,32 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from recgoat_cli.cli.common import (
-    DEFAULT_WORKDIR,
-    DataRootOpt,
-    DatasetOpt,
-    DeviceOpt,
-    ForceOpt,
-    JsonOpt,
-    Output,
-    QuietOpt,
-    WorkdirOpt,
-    context,
-    handle_errors,
-    runs_distributed,
-    render_table,
-)
-
-KOpt = Annotated[Optional[list[int]], typer.Option("--k", help="cut-offs, e.g. --k 10 20")]
-SplitOpt = Annotated[str, typer.Option("--split", help="valid or test")]
-MaskOpt = Annotated[
-    str,
-    typer.Option("--mask", help="known items never ranked: train+valid (valid items too when testing) or train (train items only, the MMRec toolbox's protocol)"),
-]
-FailBelowOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--fail-below", help="CI gates METRIC@K=THRESHOLD, e.g. --fail-below recall@20=0.05 ndcg@20=0.02; exit 3 when one is below"),
-]
+from recgoat_cli.cli.common import handle_errors, render_table, runs_distributed
+from recgoat_cli.cli.options import DatasetOptions, DeviceOpt, ForceOpt, KOpt, OutputOptions, cutoffs, option_groups
+from recgoat_cli.defaults import DEVICE, EvalDefaults
 
 
 def aggregate_runs(runs: list[dict]) -> dict:
@@ -77,22 +54,27 @@ def render_metrics(payload: dict) -> None:
 
 @handle_errors
 @runs_distributed
+@option_groups
 def evaluate(
-    dataset: DatasetOpt,
-    workdir: WorkdirOpt = DEFAULT_WORKDIR,
-    data_root: DataRootOpt = None,
+    *,
+    data: DatasetOptions,
     k: KOpt = None,
-    split: SplitOpt = "test",
-    mask: MaskOpt = "train+valid",
-    device: DeviceOpt = "auto",
+    split: Annotated[str, typer.Option("--split", help="valid or test")] = EvalDefaults.split,
+    mask: Annotated[
+        str,
+        typer.Option("--mask", help="known items never ranked: train+valid (valid items too when testing) or train (train items only, the MMRec toolbox's protocol)"),
+    ] = EvalDefaults.mask,
+    device: DeviceOpt = DEVICE,
     from_id: Annotated[
         Optional[list[str]],
         typer.Option("--from", help="train artifact id(s) (default: the latest, or every run of the latest --seeds call)"),
     ] = None,
-    fail_below: FailBelowOpt = None,
+    fail_below: Annotated[
+        Optional[list[str]],
+        typer.Option("--fail-below", help="CI gates METRIC@K=THRESHOLD, e.g. --fail-below recall@20=0.05 ndcg@20=0.02; exit 3 when one is below"),
+    ] = None,
     force: ForceOpt = False,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    reporting: OutputOptions,
 ) -> None:
     """Full ranking over all items; train items are masked (and valid items when evaluating test, unless --mask train)."""
     from recgoat_cli.config import EvalConfig
@@ -104,9 +86,9 @@ def evaluate(
         raise UserError(f"--mask {mask}: use train or train+valid.")
     if k is not None and any(v < 1 for v in k):
         raise UserError(f"--k {' '.join(map(str, k))}: every K must be a positive integer.")
-    output = Output(as_json, quiet)
-    ctx = context(dataset, workdir, data_root, force=force, out=output)
-    config = EvalConfig(ks=tuple(k or (10, 20)), split=split, mask=mask, device=device)
+    output = reporting.output()
+    ctx = data.context(output, force)
+    config = EvalConfig(ks=cutoffs(k), split=split, mask=mask, device=device)
     gates = parse_gates(fail_below or (), config.metrics, config.ks)  # before ranking: a typo costs nothing
     from recgoat_cli.stages.train import latest_seed_group
     from recgoat_cli.stages.upstream import ensure_trained

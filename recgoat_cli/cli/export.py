@@ -6,41 +6,30 @@ from typing import Annotated, Optional
 
 import typer
 
-from recgoat_cli.cli.common import (
-    DEFAULT_WORKDIR,
-    DataRootOpt,
-    DatasetOpt,
-    DeviceOpt,
-    ForceOpt,
-    JsonOpt,
-    Output,
-    QuietOpt,
-    WorkdirOpt,
-    context,
-    handle_errors,
-)
+from recgoat_cli.cli.common import handle_errors
+from recgoat_cli.cli.options import DatasetOptions, DeviceOpt, ForceOpt, OutputOptions, TopKOpt, option_groups
+from recgoat_cli.defaults import DEVICE, ExportDefaults
 
 
 @handle_errors
+@option_groups
 def export(
-    dataset: DatasetOpt,
-    workdir: WorkdirOpt = DEFAULT_WORKDIR,
-    data_root: DataRootOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="recommendations per user")] = 20,
-    fmt: Annotated[str, typer.Option("--format", help="parquet, csv, or torchscript (scorer.pt: top-K for any known user with only torch installed)")] = "parquet",
-    exclude: Annotated[str, typer.Option("--exclude", help="known items never recommended: train, train+valid or none")] = "train",
-    device: DeviceOpt = "auto",
+    *,
+    data: DatasetOptions,
+    top_k: TopKOpt = ExportDefaults.top_k,
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv, or torchscript (scorer.pt: top-K for any known user with only torch installed)")] = ExportDefaults.format,
+    exclude: Annotated[str, typer.Option("--exclude", help="known items never recommended: train, train+valid or none")] = ExportDefaults.exclude,
+    device: DeviceOpt = DEVICE,
     from_id: Annotated[Optional[str], typer.Option("--from", help="train artifact id (default: latest)")] = None,
     force: ForceOpt = False,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    reporting: OutputOptions,
 ) -> None:
     """Write recommendations and embeddings, with the ids of the artifacts they came from."""
     from recgoat_cli.config import ExportConfig
     from recgoat_cli.stages.export import run_export
 
-    output = Output(as_json, quiet)
-    ctx = context(dataset, workdir, data_root, force=force, out=output)
+    output = reporting.output()
+    ctx = data.context(output, force)
     config = ExportConfig(top_k=top_k, format=fmt, exclude=exclude, device=device)
     if from_id is None:
         from recgoat_cli.stages.upstream import ensure_trained

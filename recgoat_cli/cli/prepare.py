@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from recgoat_cli.cli.common import DataRootOpt, ForceOpt, JsonOpt, Output, QuietOpt, handle_errors
+from recgoat_cli.cli.common import Output, handle_errors
+from recgoat_cli.cli.options import DataRootOpt, ForceOpt, JsonOpt, QuietOpt
 
 
 @handle_errors

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from recgoat_cli.cli.common import DEFAULT_WORKDIR, DatasetOpt, JsonOpt, Output, QuietOpt, WorkdirOpt, handle_errors
+from recgoat_cli.cli.common import handle_errors
+from recgoat_cli.cli.options import ArtifactOptions, OutputOptions, option_groups
 
 STAGES = ("embed", "build-graph", "train", "evaluate", "export", "tune")
 
@@ -60,20 +61,16 @@ def describe(row: dict) -> str:
 
 
 @handle_errors
-def show(dataset: DatasetOpt, workdir: WorkdirOpt = DEFAULT_WORKDIR, as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+@option_groups
+def show(*, artifacts: ArtifactOptions, reporting: OutputOptions) -> None:
     """List every artifact of a dataset with its upstream ids (the lineage chain)."""
     from recgoat_cli.cli.common import render_table
-    from recgoat_cli.data.dataset import dataset_key, resolve_dataset
     from recgoat_cli.errors import UserError
 
-    key = dataset
-    try:
-        key = dataset_key(resolve_dataset(dataset))
-    except UserError:
-        pass  # a dataset folder that moved away still has artifacts under its name
-    rows = collect(workdir, key)
+    key = artifacts.key()
+    rows = collect(artifacts.workdir, key)
     if not rows:
-        raise UserError(f"no artifacts for dataset '{key}' under {workdir}; run `recgoat run --dataset {dataset}` first.")
+        raise UserError(f"no artifacts for dataset '{key}' under {artifacts.workdir}; run `recgoat run --dataset {artifacts.dataset}` first.")
 
     def render(payload: dict) -> None:
         table_rows = [
@@ -87,4 +84,4 @@ def show(dataset: DatasetOpt, workdir: WorkdirOpt = DEFAULT_WORKDIR, as_json: Js
         ]
         render_table(f"artifacts of {key} (* = latest)", ["stage", "id", "from", "summary"], table_rows)
 
-    Output(as_json, quiet).result({"dataset": key, "artifacts": rows}, render=render)
+    reporting.output().result({"dataset": key, "artifacts": rows}, render=render)

@@ -84,11 +84,12 @@ def neighbour_count_from(flag: str) -> Iterator[None]:
 
 
 def knn_from_features(features, k, n, config: GraphConfig, budget: int, entity: str, flag: str, log):
-    """Cosine top-k rows (blockwise, never N x N), symmetrised and normalised as the config says."""
+    """Cosine top-k rows (blockwise, never N x N), symmetrised and normalised as the config says.
+
+    ``k`` was checked against ``n`` (``limits.check_graphs``) before the stage began to write.
+    """
     from recgoat_cli.graphs.item_knn import blockwise_topk_cosine, knn_graph
 
-    if k >= n:
-        raise UserError(f"{flag} {k} must be smaller than the number of {entity} ({n}).")
     with neighbour_count_from(flag):
         indices, values = blockwise_topk_cosine(features, k, memory_budget_bytes=budget, entity=entity)
     return knn_graph(indices, values, n, symmetrize=config.symmetrize, self_loops=config.self_loops, normalize=config.normalize)
@@ -110,8 +111,6 @@ def user_user_graph(config: GraphConfig, dataset, users, items, user_features, b
             raise UserError("--user-graph both needs an embed artifact for the user LM representations; run `recgoat embed` first.")
         parts.append(knn_from_features(user_features, k, n, config, budget, "users", "--user-knn-k", log))
     if config.user_graph in ("co-interaction", "both"):
-        if k >= n:
-            raise UserError(f"--user-knn-k {k} must be smaller than the number of users ({n}).")
         with neighbour_count_from("--user-knn-k"):
             indices, values = user_knn_from_co_interaction(users, items, n, dataset.n_items, k, measure=config.co_measure, memory_budget_bytes=budget)
         parts.append(knn_graph(indices, values, n, symmetrize=config.symmetrize, self_loops=config.self_loops, normalize=config.normalize))

@@ -10,23 +10,22 @@ import pytest
 from typer.testing import CliRunner
 
 from recgoat_cli.cli.app import app
-from recgoat_cli.cli.train import train_config
+from recgoat_cli.cli.options import TrainOptions
 from recgoat_cli.presets import PRESETS
 
 runner = CliRunner()
 
 
 def test_the_preset_fills_unset_options_and_explicit_ones_win():
-    unset = {"model": None, "preset": "reference", "layers": None, "graphs": None, "gat_heads": None, "lr": None, "fusion": None}
-    config = train_config(unset)
+    config = TrainOptions(preset="reference").config()
     reference = PRESETS["reference"]["train"]
     for key, value in reference.items():
         assert getattr(config, key) == value, key
-    explicit = train_config(unset | {"gat_heads": 4, "layers": 2, "fusion": "oat", "graphs": "item,user-item"})
+    explicit = TrainOptions(preset="reference", gat_heads=4, n_layers=2, fusion="oat", graphs="item,user-item").config()
     assert (explicit.gat_heads, explicit.n_layers, explicit.fusion, explicit.graphs) == (4, 2, "oat", ("item", "user-item"))
     assert explicit.item_branch == "reference" and explicit.cmcl_form == "reference"
     # no preset: the command's default model and TrainConfig's defaults
-    plain = train_config({"model": None, "layers": None, "graphs": None}, default_model="recgoat")
+    plain = TrainOptions().config(default_model="recgoat")
     assert plain.model == "recgoat" and plain.fusion == "oat" and plain.item_branch == "attention"
 
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recgoat_cli.cli.app import app
-from recgoat_cli.cli.build_graph import parse_memory_budget
+from recgoat_cli.cli.options import parse_memory_budget
 from recgoat_cli.config import EmbedConfig, GraphConfig
 from recgoat_cli.errors import UserError
 from recgoat_cli.stages.build_graph import load_sparse, run_build_graph

@@ -21,9 +21,10 @@ LAYERS: list[set[str]] = [
     {"__main__", "cli"},
     {"stages"},
     {"train"},
-    {"eval", "data", "encoders"},
+    {"eval", "data", "encoders", "export"},
     {"graphs", "model", "artifacts", "limits"},
-    {"config", "presets", "distributed", "errors", "__init__"},
+    {"topk"},
+    {"config", "presets", "distributed", "errors", "defaults", "__init__"},
 ]
 
 #: what each unit may import from the package besides itself; None: every unit of a lower layer (and its own)
@@ -32,14 +33,17 @@ MAY_IMPORT: dict[str, set[str] | None] = {
     "cli": None,
     "stages": None,
     "train": {"data", "model", "distributed", "errors"},
-    "eval": {"distributed", "graphs", "errors"},  # graphs: the shared exact top-k (issue 19)
+    "eval": {"distributed", "topk", "errors"},  # topk: the shared exact top-k (issue 19)
     "data": {"artifacts", "limits", "errors", "__init__"},
     "encoders": {"artifacts", "limits", "errors", "data"},  # data: data/layout.py, the dataset's file names (issue 19)
-    "graphs": {"errors"},
+    "export": {"errors"},  # the TorchScript scorer: tensors in, a scripted module out
+    "graphs": {"topk", "errors"},
     "model": {"graphs", "errors"},
     "artifacts": {"errors", "__init__"},
     "limits": {"graphs", "errors"},
-    "config": set(),
+    "topk": set(),
+    "config": {"defaults"},
+    "defaults": set(),
     "presets": {"errors"},
     "distributed": {"errors"},
     "errors": set(),
@@ -59,7 +63,7 @@ CLI_ONLY = {"typer", "click", "rich"}
 
 #: model/, graphs/ and eval/ take tensors and plain arguments: no files, no table or image libraries, no config
 #: objects, no artifacts, no command line
-PURE_UNITS = {"model", "graphs", "eval"}
+PURE_UNITS = {"model", "graphs", "eval", "topk"}
 NOT_IN_PURE = {"pathlib", "json", "pickle", "polars", "PIL", "pydantic", *CLI_ONLY}
 NOT_IN_PURE_RECGOAT = {"config", "artifacts", "data", "encoders", "stages", "train", "cli", "presets"}
 

@@ -35,9 +35,9 @@ MAY_IMPORT: dict[str, set[str] | None] = {
     "train": {"data", "model", "distributed", "errors"},
     "eval": {"distributed", "topk", "errors"},  # topk: the shared exact top-k (issue 19)
     "data": {"artifacts", "limits", "errors", "__init__"},
-    "encoders": {"artifacts", "limits", "errors", "data"},  # data: data/layout.py, the dataset's file names (issue 19)
+    "encoders": {"artifacts", "limits", "errors", "data", "defaults"},  # data: data/layout.py, the dataset's file names (issue 19)
     "export": {"errors"},  # the TorchScript scorer: tensors in, a scripted module out
-    "graphs": {"topk", "errors"},
+    "graphs": {"topk", "errors", "defaults"},  # defaults: the --memory-budget default the tiles fall back to
     "model": {"graphs", "errors"},
     "artifacts": {"errors", "__init__"},
     "limits": {"graphs", "errors"},

@@ -39,6 +39,7 @@ import numpy as np
 
 from recgoat_cli.artifacts.manifest import sha256_file, sha256_json
 from recgoat_cli.errors import UserError
+from recgoat_cli.defaults import EmbedDefaults
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -79,7 +80,7 @@ TEXT_MODEL_ALIASES: dict[str, tuple[str | None, str, str]] = {
     "bge-small": ("BAAI/bge-small-en-v1.5", BGE_EN_QUERY_PREFIX, ""),
     "e5-base": ("intfloat/e5-base-v2", "query: ", "passage: "),
 }
-DEFAULT_TEXT_MODEL = "minilm"
+DEFAULT_TEXT_MODEL = EmbedDefaults.text_model
 # family (read from a hub name or folder name) -> (query prefix, passage prefix)
 _FAMILY_PREFIXES = {"bge-en": (BGE_EN_QUERY_PREFIX, ""), "e5": ("query: ", "passage: ")}
 

@@ -47,6 +47,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from recgoat_cli.defaults import GraphDefaults
 from recgoat_cli.topk import (
     exact_topk_set,
     kth_largest_numpy,
@@ -64,7 +65,7 @@ __all__ = [
     "tile_side_for_budget",
 ]
 
-DEFAULT_MEMORY_BUDGET_BYTES = 512 * 1024 * 1024
+DEFAULT_MEMORY_BUDGET_BYTES = GraphDefaults.memory_budget_mb * 1024 * 1024  # the default of --memory-budget
 
 # Bytes held per similarity entry of a tile at the peak: the float32 tile (4) and a bool candidate mask (1);
 # the grouped selection's gathered groups are capped at half the tile (2), its candidates at 1/16 of the

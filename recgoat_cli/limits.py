@@ -198,17 +198,16 @@ def check_training(config, n_users: int, n_items: int, n_train: int, modality_wi
     require_memory({flag: needed}, f"to train {config.model} on {n_users} users and {n_items} items", device)
 
 
-def check_pipeline(dataset, train, graph, ks, top_k: int, has_embed: bool) -> None:
+def check_pipeline(dataset, train, graph, ks, top_k: int, has_embed: bool, device) -> None:
     """Every size ``recgoat run`` will allocate, checked before its first stage writes anything.
 
-    ``train`` and ``graph`` are the run's ``TrainConfig`` and ``GraphConfig``; the embed widths are not known
-    yet, so RecGOAT's estimate assumes one modality (the train stage checks again with the real widths).
+    ``train`` and ``graph`` are the run's ``TrainConfig`` and ``GraphConfig``, ``device`` the resolved training
+    device; the embed widths are not known yet, so RecGOAT's estimate assumes one modality (the train stage
+    checks again with the real widths).
     """
-    from recgoat_cli.stages.common import resolve_device
-
     n_users, n_items = dataset.n_users, dataset.n_items
     check_graphs(graph, n_users, n_items, has_embed)
-    check_training(train, n_users, n_items, len(dataset.split("train")[0]), None, resolve_device(train.device))
+    check_training(train, n_users, n_items, len(dataset.split("train")[0]), None, device)
     check_evaluation(ks, n_users, n_items)
     check_export(top_k, n_users, n_items)
 

@@ -52,11 +52,7 @@ MAY_IMPORT: dict[str, set[str] | None] = {
 
 #: imports that break a rule today, with what removes them; the test fails once one is gone, so that it is
 #: removed from here too
-KNOWN_UPWARD = {
-    ("limits", "stages"): "limits.check_pipeline (the up-front size check of `recgoat run`) resolves the train "
-    "device with stages.common.resolve_device; passing the resolved device in, or moving check_pipeline to "
-    "stages/, removes it",
-}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 #: the command-line toolkit belongs to the thin cli/ layer
 CLI_ONLY = {"typer", "click", "rich"}

@@ -43,6 +43,7 @@ def run(
     from recgoat_cli.config import EvalConfig, ExportConfig
     from recgoat_cli.limits import check_pipeline
     from recgoat_cli.stages.build_graph import run_build_graph
+    from recgoat_cli.stages.common import resolve_device
     from recgoat_cli.stages.embed import run_embed
     from recgoat_cli.stages.evaluate import run_evaluate
     from recgoat_cli.stages.export import run_export
@@ -56,7 +57,8 @@ def run(
     config = training.config(default_model=TrainDefaults.pipeline_model, device=device)
     gconfig = graph_options.config(training.preset)
     ks = cutoffs(k)
-    check_pipeline(dataset, config, gconfig, ks=ks, top_k=top_k, has_embed=embeds)  # before any stage writes
+    # before any stage writes
+    check_pipeline(dataset, config, gconfig, ks=ks, top_k=top_k, has_embed=embeds, device=resolve_device(config.device))
     if embeds:
         embedded, cached = run_embed(ctx, embedding.config(device), log=output.info)
         output.info(f"embed {embedded.id}{' (cached)' if cached else ''}: " + ", ".join(embedded.manifest.summary["modalities"]))

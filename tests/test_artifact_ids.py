@@ -2,7 +2,8 @@
 
 An artifact id is a hash of the stage's config, its upstream ids and its input files, so a refactor that moves
 code without changing behaviour leaves every id below unchanged. If one has to change, the CHANGELOG says why and
-the recorded value here is updated in the same commit.
+the recorded value here is updated in the same commit. The last test checks what `recgoat prepare` prints for the
+same raw table.
 """
 
 from __future__ import annotations
@@ -74,3 +75,14 @@ def test_prepare_writes_the_same_files(tmp_path):
     assert written == PREPARE_OUTPUTS
     assert summary["outputs"] == PREPARE_OUTPUTS
     assert summary["counts"] == {"users": 60, "items": 40, "interactions": 480}
+
+
+def test_prepare_prints_its_counts_and_split_sizes(tmp_path):
+    _write_raw(tmp_path)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = ["prepare", "-i", str(tmp_path / "raw.csv"), "--name", "toy", "--out", str(tmp_path / "out"), "--k-core", "3"]
+    result = subprocess.run([sys.executable, "-m", "recgoat_cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(": 60 users, 40 items, 480 interactions")
+    assert lines[1:] == ["  train: 360", "  valid: 60", "  test: 60"]

@@ -78,6 +78,10 @@ def prepare(
 
 
 def _render(payload: dict) -> None:
-    typer.echo(f"dataset {payload['dataset']} at {payload['path']}")
-    for split, count in payload["summary"].get("splits", {}).items():
-        typer.echo(f"  {split}: {count}")
+    summary = payload["summary"]
+    counts = summary.get("counts", {})
+    typer.echo(f"dataset {payload['dataset']} at {payload['path']}: {counts.get('users')} users, {counts.get('items')} items, {counts.get('interactions')} interactions")
+    split = summary.get("split", {})
+    for name in ("train", "valid", "test"):
+        if name in split:
+            typer.echo(f"  {name}: {split[name]}")

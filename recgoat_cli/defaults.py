@@ -90,7 +90,8 @@ class TrainDefaults:
     base_model = "lightgcn"
     late_fusion_grid = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
     amp = False
-    #: the model of ``recgoat run`` and ``recgoat tune``
+    #: the model of ``recgoat train``, ``recgoat run`` and ``recgoat tune`` (``model`` above is ``TrainConfig``'s, which
+    #: the make-style training of ``evaluate``/``export`` on a dataset with no train artifact uses: it needs no content)
     pipeline_model = "recgoat"
 
 

@@ -256,7 +256,7 @@ class PresetGraphOptions:
 # ---- train (train, run, tune) -----------------------------------------------------------------------------------
 
 _T = TrainDefaults
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help=f"mf, lightgcn, recgoat, freedom (FREEDOM's frozen item graphs) or late-fusion (a base model's scores plus content scores) [default: {_T.model} for train, {_T.pipeline_model} for run and tune]")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help=f"mf, lightgcn, recgoat, freedom (FREEDOM's frozen item graphs) or late-fusion (a base model's scores plus content scores) [default: {_T.pipeline_model}]")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="a named configuration (reference: the authors' RecGOAT with its defects fixed; see docs/method.md); options given explicitly win")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="maximum epochs")]
 PatienceOpt = Annotated[int, typer.Option("--patience", help="evaluations without improvement before stopping")]

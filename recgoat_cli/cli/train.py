@@ -9,7 +9,7 @@ import typer
 
 from recgoat_cli.cli.common import handle_errors, runs_distributed
 from recgoat_cli.cli.options import DatasetOptions, DeviceOpt, ForceOpt, OutputOptions, TrainOptions, option_groups
-from recgoat_cli.defaults import DEVICE
+from recgoat_cli.defaults import DEVICE, TrainDefaults
 
 
 def graph_for_preset(ctx, preset_name: str | None, graph, log):
@@ -70,7 +70,13 @@ def train(
         raise UserError("--resume and --force contradict each other (--resume continues the interrupted run, --force starts it again); pass one of them.")
     output = reporting.output()
     ctx = data.context(output, force)
-    config = training.config(device=device)
+    config = training.config(default_model=TrainDefaults.pipeline_model, device=device)
+    dataset = ctx.dataset
+    if config.model == "recgoat" and from_id is None and dataset.item_table is None and dataset.image_dir is None and not dataset.feature_files:
+        raise UserError(
+            f"dataset '{dataset.name}' has no item content (items.tsv, images/ or *_feat.npy), which RecGOAT, the default "
+            "model, needs; pass --model lightgcn (or mf) to train on the interactions alone."
+        )
     from recgoat_cli.stages.upstream import build_graph_for_train
 
     graph = build_graph_for_train(ctx, from_id, log=output.info)  # make-style: builds what is missing, with defaults

@@ -83,9 +83,9 @@ def test_quiet_json_prints_only_the_json_object(tiny):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--dataset", "DATA", "--from", "nope"], "build-graph artifact 'nope' does not exist"),
+        (["train", "--dataset", "DATA", "--model", "lightgcn", "--from", "nope"], "build-graph artifact 'nope' does not exist"),
         (["build-graph", "--dataset", "nope"], "dataset 'nope' not found"),
-        (["train", "--dataset", "DATA", "--val-metric", "recal@20"], "--val-metric"),
+        (["train", "--dataset", "DATA", "--model", "lightgcn", "--val-metric", "recal@20"], "--val-metric"),
         (["evaluate", "--dataset", "DATA", "--k", "0"], "--k 0"),
     ],
 )
@@ -184,3 +184,14 @@ def test_freedom_late_fusion_and_evaluate_mask_from_the_command_line(tiny):
     ):
         result = invoke(*args, *common)
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_train_defaults_to_recgoat_and_says_what_to_do_without_content(tiny, sample_data_dir, tmp_path):
+    data, runs = tiny
+    result = invoke("train", "--dataset", str(data), "--workdir", str(runs), "--epochs", "1")
+    assert result.exit_code == 2
+    assert "has no item content" in result.output and "--model lightgcn" in result.output
+    assert not runs.exists() or not any(runs.rglob("manifest.json"))  # refused before anything was built
+    trained = invoke("train", "--dataset", str(sample_data_dir), "--workdir", str(tmp_path / "sample-runs"), "--epochs", "1", "--json")
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["model"] == "recgoat"

@@ -79,7 +79,7 @@ def test_existing_upstream_is_reused_and_quiet_stays_quiet(tmp_path):
     assert built.exit_code == 0, built.output
     graph_id = json.loads(built.stdout)["artifact_id"]
 
-    trained = runner.invoke(app, ["train", *common, "--epochs", "1", "--dim", "8", "--json"])
+    trained = runner.invoke(app, ["train", *common, "--model", "lightgcn", "--epochs", "1", "--dim", "8", "--json"])
     assert trained.exit_code == 0, trained.output
     assert "defaults first" not in trained.stderr
     assert not (runs / "shop" / "embed").exists()  # the existing build-graph artifact was used as it is

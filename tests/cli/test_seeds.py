@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_seeds_then_evaluate_reports_mean_and_std(tiny_dataset, tmp_path):
     common = ["--dataset", str(tiny_dataset), "--workdir", str(tmp_path / "runs")]
     assert runner.invoke(app, ["build-graph", *common, "--quiet"]).exit_code == 0
-    trained = runner.invoke(app, ["train", *common, "--epochs", "2", "--dim", "8", "--seeds", "1", "2", "3", "--json"])
+    trained = runner.invoke(app, ["train", *common, "--model", "lightgcn", "--epochs", "2", "--dim", "8", "--seeds", "1", "2", "3", "--json"])
     assert trained.exit_code == 0, trained.output
     runs = json.loads(trained.stdout)["runs"]
     assert [r["seed"] for r in runs] == [1, 2, 3] and len({r["artifact_id"] for r in runs}) == 3

@@ -222,6 +222,41 @@ def relabelled_edges(edges, order: np.ndarray):
     return torch.from_numpy(inverse)[edges]
 
 
+#: what the learned content weights are multiplied by, each tried on validation after training
+CONTENT_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def rescale_content_on_validation(content, valid_score: Callable[[], float]) -> tuple[dict[str, float], float]:
+    """Multiply each modality's learned content weight by the factor from ``CONTENT_SCALES`` that scores best on
+    validation, one modality at a time from the learned weights (factor 1; a tie keeps the current factor).
+
+    BPR on train pairs learns the weight against ID embeddings that fit those very pairs, so it comes out lower
+    than what ranks held-out items best (docs/method.md). The factors are folded into the weights, so the
+    model, its embeddings and its manifest's ``fusion_weights`` agree; the chosen factors and their validation
+    score are returned.
+    """
+    import torch
+
+    learned = content.weight.detach().clone()
+    factors = [1.0] * learned.numel()
+
+    def score(candidate: list[float]) -> float:
+        content.weight.copy_(learned * torch.tensor(candidate, dtype=learned.dtype, device=learned.device))
+        return valid_score()
+
+    best = score(factors)
+    for m in range(len(factors)):
+        for value in CONTENT_SCALES:
+            if value == factors[m]:
+                continue
+            candidate = factors[:m] + [value] + factors[m + 1 :]
+            result = score(candidate)
+            if result > best:
+                best, factors = result, candidate
+    score(factors)
+    return dict(zip(content.modalities, factors)), best
+
+
 def content_score_tensors(items: dict, graph: Artifact, n_users: int) -> dict:
     """The content score's frozen tables per modality (``model/content.py``), from the raw rows and the train pairs."""
     import torch
@@ -281,8 +316,11 @@ def result_revision(config: TrainConfig) -> int:
     Bumped for the configurations whose results a code change alters, so that an artifact trained before the
     change is never found cached for the new code; the other configurations keep their ids (and caches).
     History: 2 -- with ``--gat-values lm`` the ID view became CMCL's and OAT's stop-gradient target (deviation 13
-    of docs/method.md); ``id``, LightGCN and MF results did not change.
+    of docs/method.md); ``id``, LightGCN and MF results did not change. 3 -- ``--content-score`` runs rescale their
+    content weights on validation after training.
     """
+    if config.model == "recgoat" and config.content_score:
+        return 3  # the content weights are rescaled on validation after training (issue 16)
     return 2 if config.model == "recgoat" and config.gat_values == "lm" else 1
 
 
@@ -378,11 +416,16 @@ def run_train(
         result = fit(model, tensors, sampler, validate, settings, work_dir, extra, resume=resumable, progress=ctx.progress, on_epoch=on_epoch)
         if result.best_epoch == 0:
             raise UserError(f"training produced no validation score for {config.val_metric}; check the valid split.")
+        content_rescale = None
         if main:
             best = load_checkpoint(work_dir / BEST)
             model.load_state_dict(best["state_dict"])
             model.eval()
             with torch.no_grad():
+                if getattr(model, "content", None) is not None:
+                    scales, rescaled = rescale_content_on_validation(model.content, lambda: validate(model)[config.val_metric])
+                    content_rescale = {"factors": scales, "valid": {config.val_metric: rescaled}}
+                    log("content score: weights rescaled on validation by " + ", ".join(f"{n} x{v:g}" for n, v in scales.items()))
                 out = model({k: v.to(device) for k, v in tensors.items()})
         epoch_seconds = [r["train_seconds"] for r in result.history if "train_seconds" in r]
 
@@ -410,6 +453,7 @@ def run_train(
                         "device": str(device),
                         "world_size": world,
                         **({"fusion_weights": model.fusion_weights()} if hasattr(model, "fusion_weights") else {}),
+                        **({"content_rescale": content_rescale} if content_rescale else {}),
                     },
                 )
 

@@ -88,3 +88,18 @@ def test_recgoat_score_adds_the_weighted_content_score_and_trains_its_weight():
     terms = batch_loss_terms(with_content, with_content, graph, batch, reg=0.0)
     terms["bpr"].backward()
     assert with_content.content.weight.grad is not None and with_content.content.weight.grad.abs().item() > 0
+
+
+def test_rescale_on_validation_picks_the_best_factor_per_modality_and_keeps_ties_at_one():
+    from recgoat_cli.stages.train import CONTENT_SCALES, rescale_content_on_validation
+
+    content = ContentScore(["text", "image"], init=1.0)
+    with torch.no_grad():
+        content.weight.copy_(torch.tensor([0.4, 2.0]))
+    # a validation score peaked at text weight 0.8 (factor 2) and flat in the image weight
+    score = lambda: -abs(content.weight[0].item() - 0.8)  # noqa: E731
+    with torch.no_grad():
+        factors, best = rescale_content_on_validation(content, score)
+    assert factors == {"text": 2.0, "image": 1.0} and 2.0 in CONTENT_SCALES
+    assert best == pytest.approx(0.0, abs=1e-6)
+    assert content.weight.tolist() == pytest.approx([0.8, 2.0])  # folded into the weights

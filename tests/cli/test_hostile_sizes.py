@@ -81,7 +81,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["train", "--dim", "2000000000", "--val-metric", "recall@2"], "--dim 2000000000 needs about"),
+        (["train", "--model", "mf", "--dim", "2000000000", "--val-metric", "recall@2"], "--dim 2000000000 needs about"),
         (["evaluate", "--k", "4000000000000"], "--k 4000000000000 is larger than the catalogue (5 items)"),
     ],
     ids=["dim", "k"],

@@ -55,7 +55,7 @@ class TrainDefaults:
     gat_heads = 1
     gat_layers = 1
     gat_dropout = 0.1
-    gat_values = "lm"
+    gat_values = "id"
     graphs = ("item", "user-item", "user-user")
     cmcl = True
     lambda_cmcl = 0.1
@@ -75,7 +75,7 @@ class TrainDefaults:
     map_iters = 1000
     init_std = 0.0
     map_plan = "sinkhorn"
-    content_score = False
+    content_score = True
     content_control = "none"
     lm_dim = 64
     kernels = "auto"

@@ -22,6 +22,7 @@ PRESETS: dict[str, dict[str, dict]] = {
             "lm_dim": 0,
             "item_branch": "reference",
             "gat_values": "lm",
+            "content_score": False,  # the reference has no content score
             "gat_layers": 2,
             "gat_heads": 8,
             "gat_dropout": 0.1,

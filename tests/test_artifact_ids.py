@@ -16,13 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-# recorded at 41d0a01 (before the issue-19 refactor), `recgoat run --dataset sample` with every default
+# recorded at 41d0a01 (before the issue-19 refactor), `recgoat run --dataset sample` with every default; the issue-19
+# refactor kept all five. The train, evaluate and export ids then changed once, on purpose, when RecGOAT's default
+# became `--gat-values id --content-score` (issue 16; CHANGELOG): they were 6e50fe55829f, 3778303260eb, 3ebddaa4d44f.
 RUN_IDS = {
     "embed": "bc10ef368cdd",
     "build-graph": "3a607e2198a3",
-    "train": "6e50fe55829f",
-    "evaluate": "3778303260eb",
-    "export": "3ebddaa4d44f",
+    "train": "ba81f7784d9d",
+    "evaluate": "10db3ca17cd1",
+    "export": "29d2096739e3",
 }
 
 # sha256 of the files `recgoat prepare` writes for the raw table below (prepare.json records absolute paths, so

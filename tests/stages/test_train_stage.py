@@ -71,9 +71,11 @@ def test_a_result_changing_revision_changes_only_the_affected_ids(tiny, tmp_path
     def plain_id(cfg):  # the id before revisions existed
         return compute_artifact_id(STAGE, cfg.semantic_dump(), [graph.id], ctx.dataset.input_hashes())
 
-    lm = config.model_copy(update={"model": "recgoat", "gat_values": "lm"})
+    lm = config.model_copy(update={"model": "recgoat", "gat_values": "lm", "content_score": False})
     assert result_revision(lm) == 2 and train_artifact_id(ctx, lm, graph, None) != plain_id(lm)
-    for unchanged in (config, config.model_copy(update={"model": "recgoat", "gat_values": "id"})):
+    content = config.model_copy(update={"model": "recgoat", "gat_values": "id", "content_score": True})
+    assert result_revision(content) == 3 and train_artifact_id(ctx, content, graph, None) != plain_id(content)
+    for unchanged in (config, config.model_copy(update={"model": "recgoat", "gat_values": "id", "content_score": False})):
         assert result_revision(unchanged) == 1 and train_artifact_id(ctx, unchanged, graph, None) == plain_id(unchanged)
 
 

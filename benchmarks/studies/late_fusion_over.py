@@ -27,22 +27,12 @@ from recgoat_cli.stages.embed import load_modalities
 from recgoat_cli.stages.train import load_embeddings
 
 
-def merged_csr(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The row-wise union of CSR matrices with the same rows (train + valid, the test mask)."""
-    n = len(parts[0][0]) - 1
-    rows = [np.concatenate([indices[indptr[u] : indptr[u + 1]] for indptr, indices in parts]) for u in range(n)]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([len(r) for r in rows])
-    return indptr, np.concatenate(rows).astype(parts[0][1].dtype)
-
-
 def embed_of(ctx, artifact):
-    """The embed artifact upstream of a train artifact (directly, or through its build-graph artifact)."""
-    for upstream in artifact.manifest.upstream:
-        if upstream.stage == "embed":
-            return ctx.store.get("embed", upstream.artifact_id)
-    graph = next(u for u in artifact.manifest.upstream if u.stage == "build-graph")
-    return embed_of(ctx, ctx.store.get("build-graph", graph.artifact_id))
+    """The embed artifact upstream of a train artifact: its own (content models) or its build-graph artifact's."""
+    embed_id = artifact.manifest.upstream_id("embed")
+    if embed_id is None:
+        embed_id = ctx.store.get("build-graph", artifact.manifest.upstream_id("build-graph")).manifest.upstream_id("embed")
+    return ctx.store.get("embed", embed_id)
 
 
 def main() -> None:
@@ -56,7 +46,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ctx = open_context(options.dataset, options.workdir, options.data_root)
     train, valid, test = (split_csr(ctx.dataset, split) for split in ("train", "valid", "test"))
-    test_mask = merged_csr(train, valid)
+    test_mask = split_csr(ctx.dataset, "train", "valid")
     grid = TrainConfig.model_fields["late_fusion_grid"].default
     for artifact_id in options.ids:
         artifact = ctx.store.get("train", artifact_id)

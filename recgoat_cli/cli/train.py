@@ -71,14 +71,13 @@ def train(
     output = reporting.output()
     ctx = data.context(output, force)
     config = training.config(default_model=TrainDefaults.pipeline_model, device=device)
-    dataset = ctx.dataset
-    if config.model == "recgoat" and from_id is None and dataset.item_table is None and dataset.image_dir is None and not dataset.feature_files:
+    from recgoat_cli.stages.upstream import build_graph_for_train, has_side_information
+
+    if config.model == "recgoat" and from_id is None and not has_side_information(ctx):
         raise UserError(
-            f"dataset '{dataset.name}' has no item content (items.tsv, images/ or *_feat.npy), which RecGOAT, the default "
+            f"dataset '{ctx.dataset.name}' has no item content (items.tsv, images/ or *_feat.npy), which RecGOAT, the default "
             "model, needs; pass --model lightgcn (or mf) to train on the interactions alone."
         )
-    from recgoat_cli.stages.upstream import build_graph_for_train
-
     graph = build_graph_for_train(ctx, from_id, log=output.info)  # make-style: builds what is missing, with defaults
     if training.preset is not None and from_id is None:
         graph = graph_for_preset(ctx, training.preset, graph, output.info)

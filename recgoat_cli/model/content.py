@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from recgoat_cli.model.late_fusion import centred_unit_rows, content_user_rows, zscore_tables
+from recgoat_cli.model.late_fusion import centred_unit_rows, content_user_rows, zscore_scales
 
 
 def content_tensors(name: str, features: Tensor, train_indptr: Tensor, train_indices: Tensor) -> dict[str, Tensor]:
@@ -40,15 +40,13 @@ def content_tensors(name: str, features: Tensor, train_indptr: Tensor, train_ind
     """
     unit = centred_unit_rows(features)
     profiles = content_user_rows(train_indptr, train_indices, unit)
-    users, items = zscore_tables(profiles, unit)
-    norms = profiles.double().norm(dim=1)
-    scaled = users.double().norm(dim=1)
-    scale = torch.where(norms > 0, scaled / norms.clamp_min(1e-300), torch.zeros_like(norms)).float()
+    scale, items = zscore_scales(profiles, unit)
+    items = items.float()
     return {
-        f"content_users:{name}": users,
+        f"content_users:{name}": (profiles.double() * scale[:, None]).float(),
         f"content_items:{name}": items,
         f"content_self:{name}": (unit * items).sum(dim=1),
-        f"content_scale:{name}": scale,
+        f"content_scale:{name}": scale.float(),
     }
 
 

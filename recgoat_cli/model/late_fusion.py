@@ -52,22 +52,33 @@ def content_user_rows(train_indptr: torch.Tensor, train_indices: torch.Tensor, u
     return rows.float()
 
 
-def zscore_tables(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Tables whose inner products are the per-user z-scores of ``users @ items.T`` over all items.
-
-    Returns :math:`(a_u / \sigma_u, b_i - \bar b)` with :math:`\sigma_u^2 = a_u^\top C a_u`, :math:`C` the
-    population covariance of the item rows; :math:`\sigma_u = 0` (constant scores) gives a zero row.
+def zscore_scales(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``(1 / sigma_u, b_i - b_bar)`` in float64: each user's factor that turns ``users @ items.T`` into z-scores
+    over the items (:math:`\sigma_u^2 = a_u^\top C a_u`, :math:`C` the population covariance of the item rows; 0
+    where the scores are constant), and the centred items.
 
     Shapes:
-        users: [U, d], items: [I, d] -> [U, d], [I, d] float32
+        users: [U, d], items: [I, d] -> [U], [I, d] float64
     """
     items = items.double()
     centred = items - items.mean(dim=0)
     covariance = centred.T @ centred / items.shape[0]
     users = users.double()
     variance = ((users @ covariance) * users).sum(dim=1).clamp(min=0)
-    scale = torch.where(variance > 1e-24, variance.rsqrt(), torch.zeros_like(variance))
-    return (users * scale[:, None]).float(), centred.float()
+    return torch.where(variance > 1e-24, variance.rsqrt(), torch.zeros_like(variance)), centred
+
+
+def zscore_tables(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Tables whose inner products are the per-user z-scores of ``users @ items.T`` over all items.
+
+    Returns :math:`(a_u / \sigma_u, b_i - \bar b)` (``zscore_scales``); :math:`\sigma_u = 0` (constant scores) gives a
+    zero row.
+
+    Shapes:
+        users: [U, d], items: [I, d] -> [U, d], [I, d] float32
+    """
+    scale, centred = zscore_scales(users, items)
+    return (users.double() * scale[:, None]).float(), centred.float()
 
 
 def fused_tables(rankers: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,14 +98,22 @@ def fused_tables(rankers: list[tuple[torch.Tensor, torch.Tensor]], weights: list
     return torch.cat(user_parts, dim=1), torch.cat(item_parts, dim=1)
 
 
-def choose_weights(score: Callable[[list[float]], float], n_modalities: int, grid: tuple[float, ...], rounds: int = 2) -> tuple[list[float], float]:
+def choose_weights(
+    score: Callable[[list[float]], float],
+    n_modalities: int,
+    grid: tuple[float, ...],
+    rounds: int = 2,
+    start: list[float] | None = None,
+    ties_to_smaller: bool = True,
+) -> tuple[list[float], float]:
     """Per-modality weights from ``grid`` that maximise ``score(weights)`` (validation), by coordinate ascent.
 
-    Starts from all zeros (the base model alone); each round tries every grid value for each modality in
-    turn, the others fixed, and keeps the best (the smaller weight on a tie). One modality: a full grid
-    search. Stops early when a round changes nothing. Returns the weights and their score.
+    Starts from ``start`` (all zeros by default: the base model alone); each round tries every grid value for
+    each modality in turn, the others fixed, and keeps the best. On a tie the smaller weight wins
+    (``ties_to_smaller``), or else the current one stays. One modality: a full grid search. Stops early when a
+    round changes nothing. Returns the weights and their score.
     """
-    weights = [0.0] * n_modalities
+    weights = list(start) if start is not None else [0.0] * n_modalities
     cache: dict[tuple[float, ...], float] = {}
 
     def evaluated(candidate: list[float]) -> float:
@@ -110,7 +129,7 @@ def choose_weights(score: Callable[[list[float]], float], n_modalities: int, gri
             for value in sorted(grid):
                 candidate = weights[:m] + [value] + weights[m + 1 :]
                 result = evaluated(candidate)
-                if result > best or (result == best and value < weights[m]):
+                if result > best or (ties_to_smaller and result == best and value < weights[m]):
                     best, weights, changed = result, candidate, changed or candidate != weights
         if not changed:
             break

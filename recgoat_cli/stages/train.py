@@ -123,7 +123,7 @@ def graph_tensors(config: TrainConfig, graph: Artifact, embed: Artifact | None =
         items, users, item_order, user_order = shuffled_content(items, users, config.seed)
     if config.content_score:
         n_items = next(iter(items.values())).shape[0]
-        tensors |= content_score_tensors(items, graph, tensors["adjacency"].shape[0] - n_items)
+        tensors |= content_score_tensors(items, graph, tensors["adjacency"].shape[0] - n_items, n_items)
     for name, matrix in items.items():
         tensors[f"feat:{name}"] = lm_features(matrix, config.lm_dim)
         if "item" in config.graphs and config.gat_layers > 0:
@@ -237,39 +237,31 @@ def rescale_content_on_validation(content, valid_score: Callable[[], float]) -> 
     """
     import torch
 
+    from recgoat_cli.model.late_fusion import choose_weights
+
     learned = content.weight.detach().clone()
-    factors = [1.0] * learned.numel()
 
     def score(candidate: list[float]) -> float:
         content.weight.copy_(learned * torch.tensor(candidate, dtype=learned.dtype, device=learned.device))
         return valid_score()
 
-    best = score(factors)
-    for m in range(len(factors)):
-        for value in CONTENT_SCALES:
-            if value == factors[m]:
-                continue
-            candidate = factors[:m] + [value] + factors[m + 1 :]
-            result = score(candidate)
-            if result > best:
-                best, factors = result, candidate
+    n = learned.numel()
+    factors, best = choose_weights(score, n, CONTENT_SCALES, rounds=1, start=[1.0] * n, ties_to_smaller=False)
     score(factors)
     return dict(zip(content.modalities, factors)), best
 
 
-def content_score_tensors(items: dict, graph: Artifact, n_users: int) -> dict:
+def content_score_tensors(items: dict, graph: Artifact, n_users: int, n_items: int) -> dict:
     """The content score's frozen tables per modality (``model/content.py``), from the raw rows and the train pairs."""
     import torch
 
+    from recgoat_cli.eval.ranker import csr_from_pairs
     from recgoat_cli.model.content import content_tensors
 
-    train_users, train_items = load_train_edges(graph)
-    order = np.lexsort((train_items, train_users))
-    users_sorted, items_sorted = train_users[order], train_items[order]
-    indptr = torch.from_numpy(np.searchsorted(users_sorted, np.arange(n_users + 1)).astype(np.int64))
+    indptr, indices = (torch.from_numpy(a) for a in csr_from_pairs(*load_train_edges(graph), n_users, n_items))
     tensors = {}
     for name, matrix in items.items():
-        tensors |= content_tensors(name, torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32)), indptr, torch.from_numpy(items_sorted.astype(np.int64)))
+        tensors |= content_tensors(name, torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32)), indptr, indices)
     return tensors
 
 
